@@ -1,0 +1,59 @@
+// `ktv <command>`: one role per process (DESIGN.md "Processes").
+import { UsageError } from './args.js';
+
+const USAGE = `usage: ktv <command> [options]
+
+  up [--data DIR]                       whole cluster on this machine (npm start)
+  tracker --port P --data DIR           one tracker
+  storage-node --port P --tracker URL --disk DIR [--disk DIR …] [--id ID]
+                                        one storage node, one --disk per disk
+  status --tracker URL [--json]         the cluster at a glance
+  streamer | ingest | library | loadtest
+                                        (arrive with their issues; see README)
+
+every role: --config FILE, --set key.path=value, --host H
+secrets: KTV_CLUSTER_SECRET, KTV_ADMIN_TOKEN from the environment`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'tracker':
+      return (await import('./roles.js')).runTracker(rest);
+    case 'storage-node':
+      return (await import('./roles.js')).runStorageNode(rest);
+    case 'status':
+      return (await import('./status.js')).runStatus(rest);
+    case 'up':
+      return (await import('./up.js')).runUp(rest);
+    case 'streamer':
+    case 'ingest':
+    case 'library':
+    case 'loadtest':
+      throw new UsageError(`ktv ${command}: not built yet in this version (see the README's roadmap)`);
+    case undefined:
+    case 'help':
+    case '--help':
+    case '-h':
+      process.stdout.write(USAGE + '\n');
+      return command === undefined ? 2 : 0;
+    default:
+      throw new UsageError(`unknown command "${command}"; run ktv --help`);
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    if (code !== undefined && code >= 0) process.exitCode = code;
+  },
+  (error: unknown) => {
+    if (error instanceof UsageError) {
+      process.stderr.write(`ktv: ${error.message}\n`);
+      process.exitCode = 2;
+      return;
+    }
+    const e = error as NodeJS.ErrnoException;
+    const why = e.code === 'EADDRINUSE' ? `address in use (${e.message.replace(/^listen /, '')})` : e.message;
+    process.stderr.write(`ktv: ${why}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,228 @@
+// Cross-role message shapes. Every message that crosses a process boundary is declared here
+// once, as a zod schema, and parsed on arrival. Roles import these; nothing is declared twice.
+import { z } from 'zod';
+
+/** A blob id is the lowercase hex SHA-256 of its bytes. Nothing else may reach the file system. */
+export const BLOB_ID_RE = /^[0-9a-f]{64}$/;
+export const blobId = z.string().regex(BLOB_ID_RE, 'must be 64 lowercase hex characters (SHA-256)');
+export function isBlobId(value: unknown): value is string {
+  return typeof value === 'string' && BLOB_ID_RE.test(value);
+}
+
+/** Node and disk ids: short, safe in URLs, file names and metrics labels. */
+export const ID_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+export const safeId = z.string().regex(ID_RE, 'must be 1-64 characters of A-Z a-z 0-9 _ . -');
+
+export const DISK_STATES = ['healthy', 'suspect', 'masked', 'readonly', 'draining'] as const;
+export type DiskState = (typeof DISK_STATES)[number];
+export const NODE_STATES = ['alive', 'dead'] as const;
+export type NodeState = (typeof NODE_STATES)[number];
+
+/** What a blob is. Manifests are indexed into the catalog by the tracker. */
+export const BLOB_KINDS = ['data', 'manifest'] as const;
+export type BlobKind = (typeof BLOB_KINDS)[number];
+export const blobKind = z.enum(BLOB_KINDS);
+
+const httpUrl = z
+  .string()
+  .max(2048)
+  .refine((s) => {
+    try {
+      const u = new URL(s);
+      return (u.protocol === 'http:' || u.protocol === 'https:') && u.pathname === '/' && !u.search;
+    } catch {
+      return false;
+    }
+  }, 'must be an http(s) base URL like http://127.0.0.1:7101/');
+
+export const diskStatus = z.strictObject({
+  id: safeId,
+  state: z.enum(DISK_STATES),
+  /** Why the disk is in this state (empty when healthy). */
+  reason: z.string().max(500).default(''),
+  freeBytes: z.number().int().nonnegative(),
+  totalBytes: z.number().int().nonnegative(),
+  blobs: z.number().int().nonnegative(),
+  usedBytes: z.number().int().nonnegative(),
+});
+export type DiskStatus = z.infer<typeof diskStatus>;
+
+/** Storage node → tracker, every heartbeat interval. */
+export const heartbeatRequest = z.strictObject({
+  nodeId: safeId,
+  url: httpUrl,
+  /** Changes the node has made since it started; the tracker asks for a full report on a gap. */
+  changeSeq: z.number().int().nonnegative(),
+  /** Process start id: a new one means the node restarted and its inventory must be re-read. */
+  bootId: safeId,
+  disks: z.array(diskStatus).max(256),
+});
+export type HeartbeatRequest = z.infer<typeof heartbeatRequest>;
+
+export const heartbeatResponse = z.object({
+  /** The tracker has no complete inventory of this node (it or the node restarted): send one. */
+  needFullReport: z.boolean(),
+  epoch: z.number().int().nonnegative(),
+  leader: z.boolean(),
+});
+export type HeartbeatResponse = z.infer<typeof heartbeatResponse>;
+
+/** [blobId, sizeBytes, kind] — compact, since a full report can list millions. */
+export const inventoryEntry = z.tuple([blobId, z.number().int().nonnegative(), blobKind]);
+export type InventoryEntry = z.infer<typeof inventoryEntry>;
+
+/** Storage node → tracker: one batch of a full inventory. */
+export const inventoryBatch = z.strictObject({
+  nodeId: safeId,
+  bootId: safeId,
+  /** All batches of one report share it; a new report id discards an unfinished one. */
+  reportId: safeId,
+  /** The change sequence the inventory is consistent with. */
+  changeSeq: z.number().int().nonnegative(),
+  part: z.number().int().nonnegative(),
+  /** The last batch: the tracker then replaces everything it knew of this node. */
+  final: z.boolean(),
+  disks: z
+    .array(z.strictObject({ id: safeId, blobs: z.array(inventoryEntry).max(200_000) }))
+    .max(256),
+});
+export type InventoryBatch = z.infer<typeof inventoryBatch>;
+
+/** Storage node → tracker: blobs added or removed since the last change. */
+export const changeReport = z.strictObject({
+  nodeId: safeId,
+  bootId: safeId,
+  /** Sequence of the first change in this message; changes are numbered from 1 per boot. */
+  fromSeq: z.number().int().positive(),
+  changes: z
+    .array(
+      z.strictObject({
+        op: z.enum(['add', 'remove']),
+        disk: safeId,
+        blob: blobId,
+        size: z.number().int().nonnegative(),
+        kind: blobKind,
+      }),
+    )
+    .min(1)
+    .max(10_000),
+});
+export type ChangeReport = z.infer<typeof changeReport>;
+
+/** Tracker → storage node: pull a blob from one of these sources and store it. */
+export const fetchCommand = z.strictObject({
+  sources: z.array(httpUrl).min(1).max(16),
+  size: z.number().int().nonnegative(),
+  kind: blobKind,
+  /** Disk to write to; the node picks one when absent. */
+  disk: safeId.optional(),
+  epoch: z.number().int().nonnegative(),
+});
+export type FetchCommand = z.infer<typeof fetchCommand>;
+
+export const deleteCommand = z.strictObject({
+  epoch: z.number().int().nonnegative(),
+  /** Only this disk's copy (all the node's copies when absent). */
+  disk: safeId.optional(),
+});
+export type DeleteCommand = z.infer<typeof deleteCommand>;
+
+/** Anyone with the cluster secret → tracker: where to write a new blob. */
+export const placementRequest = z.strictObject({
+  size: z.number().int().nonnegative(),
+  /** Nodes to leave out (e.g. one that just failed this upload). */
+  excludeNodes: z.array(safeId).max(64).default([]),
+});
+export const placementTarget = z.object({ nodeId: safeId, url: httpUrl, diskId: safeId });
+export type PlacementTarget = z.infer<typeof placementTarget>;
+export const placementResponse = z.object({
+  epoch: z.number().int().nonnegative(),
+  targets: z.array(placementTarget),
+});
+export type PlacementResponse = z.infer<typeof placementResponse>;
+
+export const replicaInfo = z.object({
+  nodeId: safeId,
+  url: httpUrl,
+  diskId: safeId,
+  nodeState: z.enum(NODE_STATES),
+  diskState: z.enum(DISK_STATES),
+});
+export type ReplicaInfo = z.infer<typeof replicaInfo>;
+export const locateResponse = z.object({
+  id: blobId,
+  size: z.number().int().nonnegative(),
+  kind: blobKind,
+  /** Readable replicas first, best first. */
+  replicas: z.array(replicaInfo),
+});
+export type LocateResponse = z.infer<typeof locateResponse>;
+
+/** CONTRACT.md: GET /api/v1/cluster. */
+export interface ClusterView {
+  leader: boolean;
+  epoch: number;
+  nodes: Array<{
+    id: string;
+    url: string;
+    state: NodeState;
+    lastHeartbeatAgoMs: number;
+    disks: Array<{ id: string; state: DiskState; reason: string; freeBytes: number; totalBytes: number; blobs: number }>;
+  }>;
+  blobs: { total: number; underReplicated: number; lost: number; bytes: number };
+  repair: { queued: number; inFlight: number; done: number; failed: number };
+  songs: number;
+}
+
+// ---- Song manifest (DESIGN.md "Data") -------------------------------------------------------
+
+export const renditionSchema = z.object({
+  /** 'video', 'vocal' (原唱) or 'backing' (伴唱). */
+  role: z.enum(['video', 'vocal', 'backing']),
+  blob: blobId,
+  sizeBytes: z.number().int().nonnegative(),
+  /** The rendition's HLS media playlist (byte ranges into `blob`), a blob of its own. */
+  playlistBlob: blobId.optional(),
+  codecs: z.string().max(200).optional(),
+  bandwidth: z.number().int().nonnegative().optional(),
+  width: z.number().int().positive().optional(),
+  height: z.number().int().positive().optional(),
+});
+
+export const songManifestSchema = z.object({
+  type: z.literal('ktv.song'),
+  id: z.string().regex(/^[A-Za-z0-9_-]{1,64}$/),
+  version: z.number().int().positive(),
+  deleted: z.boolean().default(false),
+  title: z.string().max(300).default(''),
+  artist: z.string().max(300).default(''),
+  language: z.string().max(50).default(''),
+  genre: z.string().max(100).default(''),
+  pinyin: z.string().max(2000).default(''),
+  initials: z.string().max(300).default(''),
+  wordCount: z.number().int().nonnegative().default(0),
+  durationS: z.number().nonnegative().default(0),
+  loudness: z.record(z.string(), z.number()).optional(),
+  renditions: z.array(renditionSchema).max(16).default([]),
+  masterPlaylist: z.string().max(64 * 1024).optional(),
+  sourceHash: z.string().max(128).optional(),
+  createdAt: z.string().max(64).optional(),
+});
+export type SongManifest = z.infer<typeof songManifestSchema>;
+
+/** CONTRACT.md: one row of GET /api/v1/songs. */
+export interface SongSummary {
+  id: string;
+  title: string;
+  artist: string;
+  language: string;
+  initials: string;
+  durationS: number;
+  genre: string;
+  version: number;
+}
+
+// ---- Header names -------------------------------------------------------------------------
+
+export const HEADER_KIND = 'x-ktv-kind';
+export const HEADER_EPOCH = 'x-ktv-epoch';

@@ -1,0 +1,89 @@
+// Every tunable of every role, with its default. One place for every port, path, timeout and
+// limit (STYLE.md). A role loads this once at start-up: defaults, then `--config FILE`, then
+// flags. Anything invalid stops the process with one line that names the bad key.
+import { z } from 'zod';
+
+const port = z.number().int().min(0).max(65535);
+const positiveMs = z.number().int().positive();
+const bytes = z.number().int().nonnegative();
+
+export const storageNodeSchema = z.strictObject({
+  /** Heartbeat period to every tracker. */
+  heartbeatIntervalMs: positiveMs.default(1000),
+  /** Blobs per inventory batch sent on join; a full report is several batches. */
+  inventoryBatchBlobs: z.number().int().min(1).max(200_000).default(20_000),
+  /** Largest blob a PUT or a replica copy accepts. 4 GiB covers a long 1080p rendition. */
+  maxBlobBytes: bytes.default(4 * 1024 ** 3),
+  /** Below this free space a disk takes no new blobs (it becomes `readonly`). */
+  diskFreeFloorBytes: bytes.default(256 * 1024 ** 2),
+  /** Deadline for one disk operation (open, stat, fsync, rename) before it counts as failed. */
+  diskOpTimeoutMs: positiveMs.default(5000),
+  /** Idle deadline for an incoming blob body: no byte for this long aborts the write. */
+  writeIdleTimeoutMs: positiveMs.default(30_000),
+  /** Deadline for a replica copy pulled from another node, per GiB of blob (plus one unit). */
+  copyTimeoutMsPerGiB: positiveMs.default(120_000),
+  /** Chunk size for per-range verification: reads check the SHA-256 of every chunk they touch. */
+  verifyChunkBytes: z.number().int().min(64 * 1024).max(64 * 1024 * 1024).default(1024 * 1024),
+  /** Blobs whose chunk check is remembered (file identity: inode, size, mtime). */
+  verifiedCacheEntries: z.number().int().positive().default(100_000),
+  /** Largest single read buffer used while serving a range. */
+  readBufferBytes: z.number().int().min(16 * 1024).max(16 * 1024 * 1024).default(1024 * 1024),
+  /** Temp files from interrupted writes older than this are removed at start and periodically. */
+  tempFileMaxAgeMs: positiveMs.default(60 * 60 * 1000),
+  /** Concurrent replica copies this node runs for the tracker; more are refused with 503. */
+  maxConcurrentCopies: z.number().int().positive().default(4),
+});
+
+export const trackerSchema = z.strictObject({
+  /** Copies of each blob on distinct nodes. */
+  replicas: z.number().int().min(1).max(10).default(2),
+  /** A node silent for this long is `dead`. */
+  nodeDeadAfterMs: positiveMs.default(5000),
+  /** A dead node's blobs are re-replicated after this grace (it may only be rebooting). */
+  repairGraceMs: z.number().int().nonnegative().default(60_000),
+  /** Repair loop period. */
+  repairIntervalMs: positiveMs.default(1000),
+  /** Replica copies in flight at once across the cluster. */
+  repairMaxConcurrent: z.number().int().positive().default(4),
+  /** A disk with less free space than this is skipped by placement. */
+  placementFreeFloorBytes: bytes.default(512 * 1024 ** 2),
+  /** Largest request body on JSON endpoints (inventory batches are the big ones). */
+  maxJsonBodyBytes: bytes.default(8 * 1024 * 1024),
+  /** Manifest blobs fetched from storage nodes at once while (re)building the catalog. */
+  manifestFetchConcurrent: z.number().int().positive().default(8),
+  /** Largest manifest blob that is parsed. */
+  maxManifestBytes: bytes.default(1024 * 1024),
+  /** Most songs one search returns. */
+  searchMaxLimit: z.number().int().positive().default(200),
+});
+
+export const securitySchema = z.strictObject({
+  /** A signed request older or newer than this is refused (replay window). */
+  signatureWindowMs: positiveMs.default(30_000),
+  /** Nonces remembered to refuse replays inside the window. */
+  nonceCacheEntries: z.number().int().positive().default(200_000),
+});
+
+export const portsSchema = z.strictObject({
+  tracker: port.default(7000),
+  storageNodeBase: port.default(7101),
+  streamer: port.default(8080),
+  library: port.default(7200),
+});
+
+export const configSchema = z.strictObject({
+  /** Host every role binds to. The local cluster stays on loopback. */
+  host: z.string().min(1).default('127.0.0.1'),
+  ports: portsSchema.default(portsSchema.parse({})),
+  security: securitySchema.default(securitySchema.parse({})),
+  storageNode: storageNodeSchema.default(storageNodeSchema.parse({})),
+  tracker: trackerSchema.default(trackerSchema.parse({})),
+  /** Deadline for one control-plane HTTP call between roles. */
+  rpcTimeoutMs: positiveMs.default(5000),
+  /** Log level: debug < info < warn < error. */
+  logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type StorageNodeConfig = z.infer<typeof storageNodeSchema>;
+export type TrackerConfig = z.infer<typeof trackerSchema>;

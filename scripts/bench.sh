@@ -1,0 +1,8 @@
+#!/usr/bin/env bash
+# `npm run bench`: builds, then runs every benchmark; each prints numbers and writes JSON under
+# bench-results/. Benchmarks never run inside `npm test`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+npx tsc -p tsconfig.json
+node dist/bench/storage-read.js "$@"
+node dist/bench/tracker-index.js
