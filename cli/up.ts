@@ -32,8 +32,8 @@ export function loadOrCreateSecrets(dataDir: string): Secrets {
     throw new UsageError(`${file} is damaged; remove it to generate new secrets`);
   }
   const secrets = {
-    clusterSecret: process.env.KTV_CLUSTER_SECRET ?? randomBytes(24).toString('hex'),
-    adminToken: process.env.KTV_ADMIN_TOKEN ?? randomBytes(24).toString('hex'),
+    clusterSecret: process.env.KTV_CLUSTER_SECRET || randomBytes(24).toString('hex'),
+    adminToken: process.env.KTV_ADMIN_TOKEN || randomBytes(24).toString('hex'),
   };
   writeFileSync(file, JSON.stringify(secrets, null, 2) + '\n', { mode: 0o600 });
   return secrets;

@@ -98,7 +98,8 @@ export function requireSigned(ctx: SignatureContext, options: { blobBody?: boole
       }
     };
     run().then(() => next(), (error: unknown) => {
-      if (options.blobBody) req.resume();
+      // A refused blob upload must not make us read gigabytes: answer, then close the socket.
+      if (options.blobBody) res.setHeader('connection', 'close');
       next(error);
     });
   };

@@ -32,6 +32,14 @@ export const storageNodeSchema = z.strictObject({
   tempFileMaxAgeMs: positiveMs.default(60 * 60 * 1000),
   /** Concurrent replica copies this node runs for the tracker; more are refused with 503. */
   maxConcurrentCopies: z.number().int().positive().default(4),
+  /** Period of the per-disk check (free space, directory still there). */
+  diskCheckIntervalMs: positiveMs.default(2000),
+  /** Unsent changes kept per tracker; past this the node sends a full report instead. */
+  changeBufferEntries: z.number().int().positive().default(100_000),
+  /** Changes are pushed this long after the first one, so a burst goes out as one message. */
+  changePushDelayMs: z.number().int().nonnegative().default(50),
+  /** Leaf directories scanned at once per disk at start (each one readdir plus its stats). */
+  scanConcurrency: z.number().int().min(1).max(1024).default(32),
 });
 
 export const trackerSchema = z.strictObject({
@@ -41,6 +49,11 @@ export const trackerSchema = z.strictObject({
   nodeDeadAfterMs: positiveMs.default(5000),
   /** A dead node's blobs are re-replicated after this grace (it may only be rebooting). */
   repairGraceMs: z.number().int().nonnegative().default(60_000),
+  /**
+   * A blob new to the index is not repaired before this age: the other copies of an upload may
+   * still be on their way (the writer PUTs to each target). Defaults to repairGraceMs.
+   */
+  repairNewBlobGraceMs: z.number().int().nonnegative().optional(),
   /** Repair loop period. */
   repairIntervalMs: positiveMs.default(1000),
   /** Replica copies in flight at once across the cluster. */
@@ -55,6 +68,25 @@ export const trackerSchema = z.strictObject({
   maxManifestBytes: bytes.default(1024 * 1024),
   /** Most songs one search returns. */
   searchMaxLimit: z.number().int().positive().default(200),
+  /** Longest search text accepted (characters); longer is a 400, not a slow query. */
+  searchMaxQueryChars: z.number().int().positive().default(100),
+  /** First retry delay of a failed repair copy; doubles per failure up to repairRetryMaxMs. */
+  repairRetryBaseMs: positiveMs.default(2000),
+  /** Longest delay between retries of one blob's repair (bounds the backoff). */
+  repairRetryMaxMs: positiveMs.default(60_000),
+  /** Repair candidates kept per scan (fewest live copies first); the rest wait for the next scan. */
+  repairQueueMax: z.number().int().positive().default(10_000),
+  /** A full inventory report with no batch for this long is dropped (the node resends on request). */
+  inventoryReportIdleMs: positiveMs.default(60_000),
+  /** Most blobs one full inventory report may list (bounds the tracker's per-report memory). */
+  inventoryReportMaxBlobs: z.number().int().positive().default(20_000_000),
+  /** Change entries buffered per node while its full report is still arriving. */
+  changeBufferMaxEntries: z.number().int().positive().default(100_000),
+  /** Manifest blobs waiting to be fetched into the catalog; overflow is picked up by a later sweep. */
+  manifestQueueMax: z.number().int().positive().default(200_000),
+  /** First retry delay of a manifest that could not be fetched; doubles up to manifestRetryMaxMs. */
+  manifestRetryBaseMs: positiveMs.default(1000),
+  manifestRetryMaxMs: positiveMs.default(60_000),
 });
 
 export const securitySchema = z.strictObject({

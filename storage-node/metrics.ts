@@ -1,0 +1,43 @@
+// The node's Prometheus metrics (GET /metrics). Disk gauges are computed at scrape time from the
+// store, so they are never stale and cost nothing between scrapes.
+import type { DiskStatus } from '../common/contracts.js';
+import { Registry } from '../common/metrics.js';
+import type { StoreHooks } from './store/blob-store.js';
+
+export interface NodeMetrics {
+  registry: Registry;
+  hooks: StoreHooks;
+  request(route: string, method: string, status: number | 'aborted'): void;
+  copy(result: string): void;
+  /** Where the disk gauges read from (set once the store is open). */
+  setDiskSource(source: () => DiskStatus[]): void;
+}
+
+export function createNodeMetrics(): NodeMetrics {
+  const registry = new Registry();
+  let disks: () => DiskStatus[] = () => [];
+  const readBytes = registry.counter('storage_read_bytes_total', 'Blob bytes read from disk');
+  const writtenBytes = registry.counter('storage_written_bytes_total', 'Blob bytes written to disk');
+  const requests = registry.counter('storage_http_requests_total', 'HTTP requests by route, method and status');
+  const corruptReads = registry.counter('storage_corrupt_reads_total', 'Reads that found a corrupt replica (quarantined)');
+  const hashMismatches = registry.counter('storage_hash_mismatches_total', 'Writes refused because the bytes did not hash to their id');
+  const copies = registry.counter('storage_copies_total', 'Replica copies run for the tracker, by result');
+  registry.gauge('storage_disk_blobs', 'Blobs per disk', () => disks().map((d) => [{ disk: d.id }, d.blobs]));
+  registry.gauge('storage_disk_used_bytes', 'Blob bytes per disk', () => disks().map((d) => [{ disk: d.id }, d.usedBytes]));
+  registry.gauge('storage_disk_free_bytes', 'Free bytes per disk', () => disks().map((d) => [{ disk: d.id }, d.freeBytes]));
+  registry.gauge('storage_disk_state', 'Disk state (1 for the current one)', () => disks().map((d) => [{ disk: d.id, state: d.state }, 1]));
+  return {
+    registry,
+    hooks: {
+      bytesRead: (disk, bytes) => readBytes.inc({ disk }, bytes),
+      bytesWritten: (disk, bytes) => writtenBytes.inc({ disk }, bytes),
+      corruptRead: (disk) => corruptReads.inc({ disk }),
+      hashMismatch: () => hashMismatches.inc(),
+    },
+    request: (route, method, status) => requests.inc({ route, method, status: String(status) }),
+    copy: (result) => copies.inc({ result }),
+    setDiskSource: (source) => {
+      disks = source;
+    },
+  };
+}

@@ -1,0 +1,140 @@
+// The tracker's HTTP layer: parse, authenticate, call the core, answer JSON. No decisions here.
+import express, { type Express, type NextFunction, type Request, type Response } from 'express';
+import { changeReport, heartbeatRequest, inventoryBatch, isBlobId, placementRequest, type PlacementResponse } from '../common/contracts.js';
+import { createSignatureContext, HttpError, installErrorHandlers, parseOr400, requireSigned, route } from '../common/http.js';
+import type { Logger } from '../common/log.js';
+import type { Config } from '../config/schema.js';
+import type { SearchParams } from './catalog/search.js';
+import type { TrackerCore } from './core.js';
+import { TooManyLocationsError } from './topology/registry.js';
+import { ReportTooLargeError, UnknownNodeError } from './topology/reports.js';
+
+const SONG_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
+/** Longest value of the artist/language filters (manifest fields are at most 300 characters). */
+const FILTER_MAX_CHARS = 300;
+
+export function createTrackerApp(core: TrackerCore, config: Config, secret: string, log: Logger): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  const signed = requireSigned(
+    createSignatureContext(secret, config.security.signatureWindowMs, config.security.nonceCacheEntries),
+    { maxBodyBytes: config.tracker.maxJsonBodyBytes },
+  );
+
+  // Request counts by route pattern (never by raw path: that would be unbounded label values).
+  app.use((req: Request, res: Response, next: NextFunction) => {
+    res.on('finish', () => {
+      const pattern = (req.route as { path?: string } | undefined)?.path;
+      core.metrics.httpRequests.inc({ route: typeof pattern === 'string' ? pattern : 'other', status: String(res.statusCode) });
+    });
+    next();
+  });
+
+  app.get('/health', (_req, res) => {
+    res.json({ ok: true, role: 'tracker', leader: core.leadership.leader, epoch: core.leadership.epoch });
+  });
+
+  app.get('/metrics', (_req, res) => {
+    res.type('text/plain; version=0.0.4').send(core.metrics.registry.render());
+  });
+
+  // ---- storage nodes (trust zone 1: signed) --------------------------------------------------
+
+  app.post('/internal/v1/heartbeat', signed, route((req, res) => {
+    res.json(core.heartbeat(parseOr400(heartbeatRequest, req.signedJson)));
+  }));
+
+  app.post('/internal/v1/inventory', signed, route((req, res) => {
+    const batch = parseOr400(inventoryBatch, req.signedJson);
+    try {
+      res.json(core.inventory(batch));
+    } catch (error) {
+      throw mapTopologyError(error);
+    }
+  }));
+
+  app.post('/internal/v1/changes', signed, route((req, res) => {
+    try {
+      res.json(core.changes(parseOr400(changeReport, req.signedJson)));
+    } catch (error) {
+      throw mapTopologyError(error);
+    }
+  }));
+
+  // The id is checked before the signature: a malformed id is a 400 whoever asks.
+  app.get('/internal/v1/blobs/:id', checkBlobId, signed, route((req, res) => {
+    const answer = core.locate(req.params.id as string);
+    if (!answer) throw new HttpError(404, 'unknown blob');
+    res.json(answer);
+  }));
+
+  app.post('/internal/v1/placement', signed, route((req, res) => {
+    const body = parseOr400(placementRequest, req.signedJson);
+    const placed = core.place(body.size, body.excludeNodes);
+    if (!placed.ok) throw new HttpError(503, placed.reason);
+    const answer: PlacementResponse = { epoch: core.leadership.epoch, targets: placed.targets };
+    res.json(answer);
+  }));
+
+  // ---- open, read-only (rooms, operators) ----------------------------------------------------
+
+  app.get('/api/v1/cluster', (_req, res) => {
+    res.json(core.clusterView());
+  });
+
+  app.get('/api/v1/songs', route((req, res) => {
+    res.json({ songs: core.search(parseSearch(req.query, config)) });
+  }));
+
+  app.get('/api/v1/songs/:id', route((req, res) => {
+    const id = req.params.id as string;
+    if (!SONG_ID_RE.test(id)) throw new HttpError(400, 'song id must be 1-64 characters of A-Z a-z 0-9 _ -');
+    const json = core.catalog.manifestJson(id);
+    if (json === undefined) throw new HttpError(404, 'unknown song');
+    res.type('application/json').send(json);
+  }));
+
+  installErrorHandlers(app, log);
+  return app;
+}
+
+function checkBlobId(req: Request, _res: Response, next: NextFunction): void {
+  next(isBlobId(req.params.id) ? undefined : new HttpError(400, 'blob id must be 64 lowercase hex characters (SHA-256)'));
+}
+
+function mapTopologyError(error: unknown): unknown {
+  if (error instanceof UnknownNodeError) return new HttpError(409, error.message);
+  if (error instanceof ReportTooLargeError) return new HttpError(413, error.message);
+  if (error instanceof TooManyLocationsError) return new HttpError(503, error.message);
+  return error;
+}
+
+/** Query string → SearchParams, or a 400 naming the bad parameter. */
+export function parseSearch(query: Request['query'], config: Config): SearchParams {
+  const one = (name: string, maxChars: number): string | undefined => {
+    const v = query[name];
+    if (v === undefined) return undefined;
+    if (typeof v !== 'string') throw new HttpError(400, `${name} must be given once`);
+    if (v.length > maxChars) throw new HttpError(400, `${name} is longer than ${maxChars} characters`);
+    return v;
+  };
+  const max = config.tracker.searchMaxLimit;
+  const limitText = one('limit', 10);
+  let limit = Math.min(50, max);
+  if (limitText !== undefined) {
+    if (!/^\d+$/.test(limitText) || Number(limitText) < 1 || Number(limitText) > max) {
+      throw new HttpError(400, `limit must be an integer from 1 to ${max}`);
+    }
+    limit = Number(limitText);
+  }
+  const sort = one('sort', 20);
+  if (sort !== undefined && sort !== 'new' && sort !== 'relevance') throw new HttpError(400, "sort must be 'new' or 'relevance'");
+  return {
+    q: one('q', config.tracker.searchMaxQueryChars) ?? '',
+    limit,
+    language: one('language', FILTER_MAX_CHARS) || undefined,
+    artist: one('artist', FILTER_MAX_CHARS) || undefined,
+    sort: sort === 'new' ? 'new' : 'relevance',
+  };
+}
