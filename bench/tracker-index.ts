@@ -9,6 +9,7 @@
 //    the first inventory batch until GET /api/v1/cluster counts every blob.
 // 2. Locate: signed GET /internal/v1/blobs/{id} for random ids, one at a time, from one client
 //    over keep-alive HTTP: p50/p99 of the full round trip (signature check, lookup, JSON).
+// 3. The same rebuild and 200,000 locates inside this process (TrackerCore), without HTTP.
 import { randomBytes } from 'node:crypto';
 import http from 'node:http';
 import type { ClusterView, HeartbeatResponse, InventoryEntry } from '../common/contracts.js';
@@ -117,6 +118,40 @@ async function main(): Promise<void> {
     agent.destroy();
     clearInterval(keepAlive);
     lat.sort((a, b) => a - b);
+
+    // The same index in this process: the tracker's own cost without HTTP or a second process.
+    const { TrackerCore } = await import('../tracker/index.js');
+    const { defaultConfig } = await import('../config/load.js');
+    const { createLogger } = await import('../common/log.js');
+    const core = new TrackerCore({ config: defaultConfig(), dataDir: cluster.root, catalogPath: ':memory:', secret: SECRET, log: createLogger('bench', 'error'), expectedBlobs: blobCount });
+    const t1 = performance.now();
+    for (let n = 0; n < nodeCount; n++) {
+      core.heartbeat({
+        nodeId: nodes[n]!.id, url: nodes[n]!.url, changeSeq: 0, bootId: nodes[n]!.bootId,
+        disks: [0, 1].map((d) => ({ id: `d${d}`, state: 'healthy' as const, reason: '', freeBytes: 1e12, totalBytes: 2e12, blobs: perNode[n]![d]!.length, usedBytes: 0 })),
+      });
+      const entries = perNode[n]!.flatMap((list, d) => list.map((e) => ({ d, e })));
+      const parts = Math.ceil(entries.length / BATCH);
+      for (let p = 0; p < parts; p++) {
+        const slice = entries.slice(p * BATCH, (p + 1) * BATCH);
+        core.inventory({
+          nodeId: nodes[n]!.id, bootId: nodes[n]!.bootId, reportId: `r-${n}`, changeSeq: 0, part: p, final: p === parts - 1,
+          disks: [0, 1].map((d) => ({ id: `d${d}`, blobs: slice.filter((x) => x.d === d).map((x) => x.e) })),
+        });
+      }
+    }
+    const inProcessRebuildS = (performance.now() - t1) / 1000;
+    const inLat: number[] = [];
+    for (let i = 0; i < 200_000; i++) {
+      const id = ids[Math.floor(Math.random() * blobCount)]!;
+      const t = performance.now();
+      const found = core.locate(id);
+      inLat.push(performance.now() - t);
+      if (!found) errors++;
+    }
+    inLat.sort((a, b) => a - b);
+    await core.close();
+    process.stdout.write(`in-process: rebuild ${inProcessRebuildS.toFixed(2)} s, locate p50 ${(percentile(inLat, 50) * 1000).toFixed(1)} µs, p99 ${(percentile(inLat, 99) * 1000).toFixed(1)} µs\n`);
     const summary = {
       benchmark: 'tracker-index',
       blobs: blobCount,
@@ -127,6 +162,8 @@ async function main(): Promise<void> {
       trackerRssMiB: Math.round(rssBytes / 2 ** 20),
       locates,
       locateErrors: errors,
+      inProcessRebuildSeconds: Number(inProcessRebuildS.toFixed(2)),
+      locateInProcessUs: { p50: Number((percentile(inLat, 50) * 1000).toFixed(1)), p99: Number((percentile(inLat, 99) * 1000).toFixed(1)) },
       locateHttpMs: { p50: Number(percentile(lat, 50).toFixed(3)), p99: Number(percentile(lat, 99).toFixed(3)), max: Number(lat[lat.length - 1]!.toFixed(3)) },
       at: new Date().toISOString(),
     };
