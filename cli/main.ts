@@ -8,8 +8,13 @@ const USAGE = `usage: ktv <command> [options]
   storage-node --port P --tracker URL --disk DIR [--disk DIR …] [--id ID]
                                         one storage node, one --disk per disk
   status --tracker URL [--json]         the cluster at a glance
-  streamer | ingest | library | loadtest
-                                        (arrive with their issues; see README)
+  ingest FILE --tracker URL --title T --artist A --language L
+         [--genre G] [--vocal-track N --backing-track M] [--vocal-channel left|right]
+                                        one song; prints {"id": …}
+  ingest --dir DIR --tracker URL [--jobs N]
+                                        a folder with metadata.csv or metadata.json
+  library --port P --tracker URL        the upload service (HTTP API + web page)
+  streamer | loadtest                   (arrive with their issues; see README)
 
 every role: --config FILE, --set key.path=value, --host H
 secrets: KTV_CLUSTER_SECRET, KTV_ADMIN_TOKEN from the environment`;
@@ -25,9 +30,11 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./status.js')).runStatus(rest);
     case 'up':
       return (await import('./up.js')).runUp(rest);
-    case 'streamer':
     case 'ingest':
+      return (await import('./ingest.js')).runIngest(rest);
     case 'library':
+      return (await import('./roles.js')).runLibrary(rest);
+    case 'streamer':
     case 'loadtest':
       throw new UsageError(`ktv ${command}: not built yet in this version (see the README's roadmap)`);
     case undefined:

@@ -70,3 +70,22 @@ export async function runStorageNode(argv: string[]): Promise<number> {
   log.info('storage node listening', { url: handle.url, nodeId: handle.nodeId, pid: process.pid });
   return untilSignal(() => handle.close(), log);
 }
+
+export async function runLibrary(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { port: { type: 'string' }, tracker: { type: 'string' } });
+  const config = configFrom(values);
+  const trackers = trackerUrls(values.tracker);
+  const log = createLogger('library', config.logLevel);
+  const { startLibrary } = await import('../library/index.js');
+  const handle = await startLibrary({
+    config,
+    host: config.host,
+    port: portFlag(values.port, config.ports.library),
+    trackers,
+    secret: requireEnvSecret('KTV_CLUSTER_SECRET'),
+    adminToken: requireEnvSecret('KTV_ADMIN_TOKEN'),
+    log,
+  });
+  log.info('library listening', { url: handle.url, pid: process.pid });
+  return untilSignal(() => handle.close(), log);
+}

@@ -7,7 +7,8 @@ import { createWriteStream, existsSync, mkdirSync, readFileSync, writeFileSync }
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import type { ClusterView } from '../common/contracts.js';
-import { createLogger } from '../common/log.js';
+import { createLogger, type Logger } from '../common/log.js';
+import type { Config } from '../config/schema.js';
 import { rpc } from '../common/http.js';
 import { configFrom, parse, UsageError } from './args.js';
 
@@ -65,6 +66,8 @@ export async function runUp(argv: string[]): Promise<number> {
   const specs: ChildSpec[] = [
     { name: 'tracker', args: ['tracker', '--port', String(config.ports.tracker), '--data', join(dataDir, 'tracker'), ...shared], restarts: [] },
   ];
+  const libraryUrl = `http://${host}:${config.ports.library}/`;
+  specs.push({ name: 'library', args: ['library', '--port', String(config.ports.library), '--tracker', trackerUrl, ...shared], restarts: [] });
   for (let n = 1; n <= NODES; n++) {
     const disks: string[] = [];
     for (let d = 1; d <= DISKS_PER_NODE; d++) disks.push('--disk', join(dataDir, `node${n}`, `disk${d}`));
@@ -146,7 +149,8 @@ export async function runUp(argv: string[]): Promise<number> {
   while (Date.now() < deadline && !signalled) {
     try {
       view = await rpc<ClusterView>(trackerUrl, '/api/v1/cluster', { timeoutMs: 1000 });
-      if (view.nodes.filter((n) => n.state === 'alive').length >= NODES) break;
+      const libraryUp = await fetch(new URL('/health', libraryUrl), { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+      if (view.nodes.filter((n) => n.state === 'alive').length >= NODES && libraryUp) break;
     } catch {
       /* not up yet */
     }
@@ -162,11 +166,42 @@ export async function runUp(argv: string[]): Promise<number> {
     `KTV cluster up (data ${dataDir})`,
     `  tracker       ${trackerUrl}   (ktv status --tracker ${trackerUrl})`,
     ...view.nodes.map((n) => `  storage node  ${n.url}   ${n.id}: ${n.disks.length} disks`),
+    `  library       ${libraryUrl}   (upload page; admin token in secrets.json)`,
     `  logs          ${join(dataDir, 'logs')}`,
     `  secrets       ${join(dataDir, 'secrets.json')}`,
     `  blobs ${view.blobs.total}, songs ${view.songs}`,
     'Ctrl-C stops everything.',
   ];
   process.stdout.write(lines.join('\n') + '\n');
+  await seedDemo(config, dataDir, trackerUrl, secrets, log, () => signalled);
   return -1;
+}
+
+/** First start only: generate and ingest the demo songs through the real ingest path. */
+async function seedDemo(config: Config, dataDir: string, trackerUrl: string, secrets: Secrets, log: Logger, stopped: () => boolean): Promise<void> {
+  const lib = config.library;
+  if (lib.demoSongs <= 0 || existsSync(join(dataDir, 'demo-seeded.json'))) return;
+  const workDir = join(dataDir, 'work');
+  mkdirSync(workDir, { recursive: true });
+  const { seedDemoLibrary } = await import('../library/demo-seed.js');
+  const { TrackerClient } = await import('../common/tracker-client.js');
+  process.stdout.write(`seeding the demo library (${lib.demoSongs} songs, first start only)…\n`);
+  const ids = await seedDemoLibrary(
+    { tracker: new TrackerClient([trackerUrl], secrets.clusterSecret, config.rpcTimeoutMs), secret: secrets.clusterSecret, config, log: log.child({ part: 'demo' }), workDir },
+    {
+      dataDir,
+      count: lib.demoSongs,
+      durationS: lib.demoSongDurationS,
+      width: lib.demoWidthPx,
+      height: lib.demoHeightPx,
+      onSong: (i, total, title, result, error) => {
+        if (stopped()) return;
+        process.stdout.write(error ? `  demo ${i}/${total} ${title}: failed: ${error}\n` : `  demo ${i}/${total} ${title}: ${result!.id}\n`);
+      },
+    },
+  ).catch((error: unknown) => {
+    log.error('demo library failed', { error: (error as Error).message });
+    return [];
+  });
+  if (!stopped()) process.stdout.write(`demo library ready: ${ids.length} songs\n`);
 }

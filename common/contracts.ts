@@ -179,6 +179,10 @@ export interface ClusterView {
 export const renditionSchema = z.object({
   /** 'video', 'vocal' (原唱) or 'backing' (伴唱). */
   role: z.enum(['video', 'vocal', 'backing']),
+  /** File name the media playlist uses for this rendition (`video.mp4`); the streamer maps it to `blob`. */
+  name: z.string().regex(/^[a-z0-9_-]{1,32}\.mp4$/).optional(),
+  /** File name of the rendition's media playlist in the master (`video.m3u8`). */
+  playlistName: z.string().regex(/^[a-z0-9_-]{1,32}\.m3u8$/).optional(),
   blob: blobId,
   sizeBytes: z.number().int().nonnegative(),
   /** The rendition's HLS media playlist (byte ranges into `blob`), a blob of its own. */
@@ -205,6 +209,20 @@ export const songManifestSchema = z.object({
   loudness: z.record(z.string(), z.number()).optional(),
   renditions: z.array(renditionSchema).max(16).default([]),
   masterPlaylist: z.string().max(64 * 1024).optional(),
+  /** Where each role came from in the source (DESIGN.md: stored, never guessed at play time). */
+  audio: z
+    .object({
+      layout: z.enum(['two-streams', 'channel-split']),
+      mapping: z.enum(['explicit', 'titles', 'vocal-channel']),
+      vocal: z.object({ audioOrdinal: z.number().int().nonnegative(), channel: z.enum(['both', 'left', 'right']), title: z.string().max(300).optional() }),
+      backing: z.object({ audioOrdinal: z.number().int().nonnegative(), channel: z.enum(['both', 'left', 'right']), title: z.string().max(300).optional() }),
+    })
+    .optional(),
+  segmentDurationS: z.number().positive().optional(),
+  /** How the video was made: stream copy of the source, or a transcode (and why). */
+  video: z.object({ mode: z.enum(['remux', 'transcode']), reasons: z.array(z.string().max(500)).max(20), sourceCodec: z.string().max(50) }).optional(),
+  sourceName: z.string().max(500).optional(),
+  sourceSizeBytes: z.number().int().nonnegative().optional(),
   sourceHash: z.string().max(128).optional(),
   createdAt: z.string().max(64).optional(),
 });

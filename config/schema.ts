@@ -2,6 +2,7 @@
 // limit (STYLE.md). A role loads this once at start-up: defaults, then `--config FILE`, then
 // flags. Anything invalid stops the process with one line that names the bad key.
 import { z } from 'zod';
+import { mediaConfigSchema } from './media.js';
 
 const port = z.number().int().min(0).max(65535);
 const positiveMs = z.number().int().positive();
@@ -96,6 +97,37 @@ export const securitySchema = z.strictObject({
   nonceCacheEntries: z.number().int().positive().default(200_000),
 });
 
+export const librarySchema = z.strictObject({
+  /** Largest upload `POST /api/v1/songs` accepts (multer streams it to disk, then stops). */
+  maxUploadBytes: z.number().int().positive().default(4 * 1024 ** 3),
+  /** Uploads and packaging output live here while a song is ingested, then are removed. */
+  workDir: z.string().min(1).default(''),
+  /** Songs packaged at once by one library process (each ffmpeg gets cores / jobs threads). */
+  jobs: z.number().int().min(1).max(16).default(1),
+  /** Uploads waiting for a packaging slot; more are refused with 503 (bounded queue). */
+  queueMax: z.number().int().min(0).max(1000).default(8),
+  /** Placement rounds before an upload gives up on finding enough healthy nodes. */
+  maxPlacementRounds: z.number().int().min(1).max(10).default(3),
+  /** No byte moving to a storage node for this long aborts that PUT. */
+  putIdleTimeoutMs: z.number().int().positive().default(30_000),
+  /** After storing a manifest, wait this long for the tracker's catalog to list the song. */
+  catalogWaitMs: z.number().int().nonnegative().default(15_000),
+  /** An upload with no byte arriving for this long is cut and its partial file removed. */
+  uploadIdleTimeoutMs: z.number().int().positive().default(60_000),
+  /** The web page's progress entries (GET /api/v1/jobs/:id) are kept this long after their last change. */
+  jobProgressTtlMs: z.number().int().positive().default(10 * 60_000),
+  /** Progress entries kept at most; the least recently updated goes first. */
+  jobProgressMaxEntries: z.number().int().min(1).max(100_000).default(1000),
+  /** Songs `ktv up` generates on its first start (0 = none). */
+  demoSongs: z.number().int().min(0).max(20).default(4),
+  /** Length of each generated demo song. */
+  demoSongDurationS: z.number().int().min(4).max(600).default(30),
+  /** Picture size of generated demo songs (720p: quick to make, still a real HD stream). */
+  demoWidthPx: z.number().int().min(160).max(1920).default(1280),
+  demoHeightPx: z.number().int().min(90).max(1080).default(720),
+  media: mediaConfigSchema.default(mediaConfigSchema.parse({})),
+});
+
 export const portsSchema = z.strictObject({
   tracker: port.default(7000),
   storageNodeBase: port.default(7101),
@@ -110,6 +142,7 @@ export const configSchema = z.strictObject({
   security: securitySchema.default(securitySchema.parse({})),
   storageNode: storageNodeSchema.default(storageNodeSchema.parse({})),
   tracker: trackerSchema.default(trackerSchema.parse({})),
+  library: librarySchema.default(librarySchema.parse({})),
   /** Deadline for one control-plane HTTP call between roles. */
   rpcTimeoutMs: positiveMs.default(5000),
   /** Log level: debug < info < warn < error. */
@@ -119,3 +152,4 @@ export const configSchema = z.strictObject({
 export type Config = z.infer<typeof configSchema>;
 export type StorageNodeConfig = z.infer<typeof storageNodeSchema>;
 export type TrackerConfig = z.infer<typeof trackerSchema>;
+export type LibraryConfig = z.infer<typeof librarySchema>;

@@ -110,7 +110,7 @@ describe('ktv up', () => {
       if (ok.every(Boolean)) base = candidate;
     }
     assert.ok(base, 'found 3 free consecutive ports');
-    const args = ['up', '--data', data, '--set', `ports.tracker=${trackerPort}`, '--set', `ports.storageNodeBase=${base}`, '--set', 'storageNode.heartbeatIntervalMs=200'];
+    const args = ['up', '--data', data, '--set', `ports.tracker=${trackerPort}`, '--set', `ports.storageNodeBase=${base}`, '--set', 'storageNode.heartbeatIntervalMs=200', '--set', `ports.library=${await freePort()}`, '--set', 'library.demoSongs=0'];
     const trackerUrl = `http://127.0.0.1:${trackerPort}/`;
 
     const startUp = async () => {
@@ -130,7 +130,7 @@ describe('ktv up', () => {
     const view = await rpc<ClusterView>(trackerUrl, '/api/v1/cluster', { timeoutMs: 3000 });
     assert.equal(view.nodes.length, 3);
     assert.deepEqual(view.nodes.map((n) => n.disks.length), [2, 2, 2]);
-    assert.equal(first.pids.length, 4);
+    assert.equal(first.pids.length, 5, 'tracker, library and 3 storage nodes');
 
     // Write one blob with the secret ktv up generated.
     const secrets = JSON.parse(readFileSync(join(data, 'secrets.json'), 'utf8')) as { clusterSecret: string };

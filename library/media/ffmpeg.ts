@@ -79,11 +79,14 @@ export function runFfmpeg(spec: FfmpegSpec, limits: MediaConfig, ctx: RunContext
       command.input(input.source);
       // The global options ride on the first input; ffmpeg accepts them anywhere before outputs.
       const options = i === 0 ? ['-nostdin', '-hide_banner', '-nostats', '-y', '-loglevel', spec.logLevel ?? 'error'] : [];
+      // Machine-readable progress (`out_time_us=…` lines on stderr) only when someone listens.
+      if (i === 0 && ctx.onProgressS) options.push('-progress', 'pipe:2', '-stats_period', '1');
       addOptions((...o) => command.inputOptions(...o), [...options, ...(input.options ?? [])]);
     });
     if (spec.complexFilter) command.complexFilter(spec.complexFilter);
     command.output(spec.output);
     addOptions((...o) => command.outputOptions(...o), spec.outputOptions);
+    if (ctx.threads) command.outputOptions('-threads', String(ctx.threads));
 
     const tail = new Ring<string>(limits.stderrTailLines);
     let stopReason: 'timeout' | 'aborted' | undefined;
@@ -127,6 +130,12 @@ export function runFfmpeg(spec: FfmpegSpec, limits: MediaConfig, ctx: RunContext
       if (stopReason) kill();
     });
     command.on('stderr', (line: string) => {
+      const progress = /^out_time_us=(\d+)$/.exec(line.trim());
+      if (progress) {
+        ctx.onProgressS?.(Number(progress[1]) / 1e6);
+        return;
+      }
+      if (/^[a-z_]+=\S*$/.test(line.trim()) && ctx.onProgressS) return; // the other -progress keys
       if (line.trim()) tail.push(line);
       spec.onStderrLine?.(line);
     });

@@ -290,6 +290,8 @@ export async function packageHls(
   const ctx: RunContext = {};
   if (options.signal) ctx.signal = options.signal;
   if (options.log) ctx.log = options.log;
+  if (options.onProgressS) ctx.onProgressS = options.onProgressS;
+  if (options.threads) ctx.threads = options.threads;
   let current = plan;
   try {
     if (current.video.mode === 'remux') {

@@ -10,6 +10,10 @@ import { MediaError, oneLine } from './errors.js';
 export interface RunContext {
   signal?: AbortSignal;
   log?: Logger;
+  /** ffmpeg runs report how many seconds of media they have written (for progress bars). */
+  onProgressS?: (mediaS: number) => void;
+  /** ffmpeg `-threads` per run (a CPU budget when several songs are ingested at once). */
+  threads?: number;
 }
 
 /** After SIGKILL, how long to wait for the child's exit before giving up on it. */
