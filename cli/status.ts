@@ -37,6 +37,10 @@ export function renderStatus(view: ClusterView, trackerUrl: string): string {
   lines.push(`blobs ${b.total} (${formatBytes(b.bytes)})   under-replicated ${b.underReplicated}   lost ${b.lost}`);
   const r = view.repair;
   lines.push(`repair queued ${r.queued}   in flight ${r.inFlight}   done ${r.done}   failed ${r.failed}`);
+  if (view.gc) {
+    const g = view.gc;
+    lines.push(`gc orphans ${g.orphans}   deleted ${g.deleted} (${formatBytes(g.deletedBytes)})${g.blocked ? `   paused: ${g.blocked}` : ''}`);
+  }
   if (b.lost > 0) lines.push(`WARNING: ${b.lost} blob(s) have no live replica`);
   return lines.join('\n');
 }

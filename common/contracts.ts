@@ -172,6 +172,13 @@ export interface ClusterView {
   blobs: { total: number; underReplicated: number; lost: number; bytes: number };
   repair: { queued: number; inFlight: number; done: number; failed: number };
   songs: number;
+  /**
+   * Orphan-blob collection (tracker/gc). `orphans`: found by the last pass, past the grace;
+   * `unreferenced`: no current manifest names them, grace included; `deleted`/`deletedBytes`:
+   * since the tracker started; `lastRunAt`: ISO time of the last unblocked pass; `blocked`: why
+   * the last pass decided nothing ('' when it ran). Optional: older trackers do not send it.
+   */
+  gc?: { orphans: number; unreferenced: number; deleted: number; deletedBytes: number; lastRunAt: string | null; blocked: string };
 }
 
 // ---- Song manifest (DESIGN.md "Data") -------------------------------------------------------

@@ -88,6 +88,18 @@ export const trackerSchema = z.strictObject({
   /** First retry delay of a manifest that could not be fetched; doubles up to manifestRetryMaxMs. */
   manifestRetryBaseMs: positiveMs.default(1000),
   manifestRetryMaxMs: positiveMs.default(60_000),
+  /** Delete orphan data blobs (false: passes still run and count them for `ktv status`, deleting nothing). */
+  gcEnabled: z.boolean().default(true),
+  /**
+   * A data blob is collected only after this long in the index AND this long unreferenced. An
+   * upload writes its data blobs minutes before its manifest, and a room may still be playing a
+   * song that was just deleted or re-versioned. A tracker restart restarts both clocks.
+   */
+  gcGraceMs: positiveMs.default(6 * 60 * 60 * 1000),
+  /** Period of the GC pass (one walk over the index, a chunk per event-loop turn). */
+  gcIntervalMs: positiveMs.default(60_000),
+  /** Orphans deleted at most per pass (each is a DELETE to every node holding a copy). */
+  gcMaxDeletesPerTick: z.number().int().positive().default(100),
 });
 
 export const securitySchema = z.strictObject({

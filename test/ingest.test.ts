@@ -231,6 +231,29 @@ describe('ktv ingest against a real cluster', () => {
     assert.equal(songsAfter, songsBefore);
   });
 
+  test('the demo library: generated songs with Chinese and English titles, each role its own tone, seeded once', async () => {
+    const dataDir = tempDir('demo-data');
+    const workDir = tempDir('demo-work');
+    const { seedDemoLibrary, DEMO_SONGS } = await import('../library/demo-seed.js');
+    const { TrackerClient } = await import('../common/tracker-client.js');
+    const { createLogger } = await import('../common/log.js');
+    const { loadConfig } = await import('../config/load.js');
+    const config = loadConfig({ overrides: CONFIG });
+    const ctx = { tracker: new TrackerClient([c.trackerUrl], SECRET, 3000), secret: SECRET, config, log: createLogger('test', 'error'), workDir };
+    const seen: string[] = [];
+    const ids = await seedDemoLibrary(ctx, { dataDir, count: 3, durationS: 6, width: 640, height: 360, onSong: (_i, _n, title, _r, error) => seen.push(error ? `${title}: ${error}` : title) });
+    assert.equal(ids.length, 3, seen.join('; '));
+    for (const [i, id] of ids.entries()) await checkSong(id, DEMO_SONGS[i]!.vocalHz, DEMO_SONGS[i]!.backingHz);
+    const zh = await rpc<{ songs: SongSummary[] }>(c.trackerUrl, '/api/v1/songs?q=ylxx', { timeoutMs: 3000 });
+    assert.ok(zh.songs.some((s) => s.title === '月亮代表我的心'), 'Chinese demo title found by pinyin initials');
+    const en = await rpc<{ songs: SongSummary[] }>(c.trackerUrl, '/api/v1/songs?q=let%20it', { timeoutMs: 3000 });
+    assert.ok(en.songs.some((s) => s.title === 'Let It Be'));
+    // Second start: the marker says it is done; nothing is generated or stored again.
+    const before = (await c.cluster()).blobs.total;
+    assert.deepEqual(await seedDemoLibrary(ctx, { dataDir, count: 3, durationS: 6, width: 640, height: 360 }), []);
+    assert.equal((await c.cluster()).blobs.total, before);
+  });
+
   test('--dir with a CSV sidecar: ingests, skips what is known, reports failures in a table', async () => {
     const dir = join(work, 'folder');
     mkdirSync(dir);

@@ -8,6 +8,7 @@ import type { Config } from '../config/schema.js';
 import { httpBlobGetter, ManifestFetcher, type BlobGetter } from './catalog/fetcher.js';
 import type { SearchParams } from './catalog/search.js';
 import { openCatalog, type Catalog } from './catalog/store.js';
+import { GcScheduler, httpSendDelete, type SendDelete } from './gc/scheduler.js';
 import { standaloneLeadership, type Leadership } from './leadership.js';
 import { createTrackerMetrics, type TrackerMetrics } from './metrics.js';
 import { httpSendFetch, RepairScheduler, type SendFetch } from './repair/scheduler.js';
@@ -28,6 +29,7 @@ export interface CoreOptions {
   /** Transports, replaceable where a test stands in for storage nodes. */
   sendFetch?: SendFetch;
   getBlob?: BlobGetter;
+  sendDelete?: SendDelete;
   /** Size the blob index for this many blobs up front (benchmarks). */
   expectedBlobs?: number;
 }
@@ -40,6 +42,7 @@ export class TrackerCore {
   readonly catalog: Catalog;
   readonly fetcher: ManifestFetcher;
   readonly repair: RepairScheduler;
+  readonly gc: GcScheduler;
   readonly leadership: Leadership;
   readonly metrics: TrackerMetrics;
   readonly now: () => number;
@@ -92,12 +95,27 @@ export class TrackerCore {
       o.sendFetch ?? httpSendFetch(o.secret),
     );
     this.metrics = createTrackerMetrics(() => this);
+    this.gc = new GcScheduler(
+      this.topology,
+      this.catalog,
+      this.fetcher,
+      this.leadership,
+      { ...t, rpcTimeoutMs: o.config.rpcTimeoutMs },
+      o.log.child({ part: 'gc' }),
+      this.now,
+      o.sendDelete ?? httpSendDelete(o.secret),
+      (sizeBytes, copies) => {
+        this.metrics.gcDeletedBlobs.inc();
+        this.metrics.gcDeletedBytes.inc(undefined, sizeBytes * copies);
+      },
+    );
   }
 
-  /** Starts the periodic work (repair, manifest fetching, housekeeping). */
+  /** Starts the periodic work (repair, manifest fetching, orphan collection, housekeeping). */
   start(): void {
     this.repair.start();
     this.fetcher.start();
+    this.gc.start();
     this.housekeeping = setInterval(() => this.topology.reports.sweep(this.now()), HOUSEKEEPING_INTERVAL_MS);
     this.housekeeping.unref();
   }
@@ -105,6 +123,7 @@ export class TrackerCore {
   async close(): Promise<void> {
     clearInterval(this.housekeeping);
     this.repair.stop();
+    await this.gc.stop();
     await this.fetcher.close();
     await this.leadership.close?.();
     this.catalog.close();
@@ -169,6 +188,7 @@ export class TrackerCore {
         failed: this.repair.counters.failed,
       },
       songs: this.catalog.songCount,
+      gc: this.gc.view(),
     };
   }
 }

@@ -12,6 +12,8 @@ export interface TrackerMetrics {
   httpRequests: Counter;
   searchSeconds: Histogram;
   locateSeconds: Histogram;
+  gcDeletedBlobs: Counter;
+  gcDeletedBytes: Counter;
 }
 
 export function createTrackerMetrics(core: () => TrackerCore): TrackerMetrics {
@@ -45,10 +47,15 @@ export function createTrackerMetrics(core: () => TrackerCore): TrackerMetrics {
     return [[{ result: 'fetched' }, c.fetched], [{ result: 'rejected' }, c.rejected], [{ result: 'failed' }, c.failed]];
   });
   m.gauge('tracker_manifest_queue', 'Manifest blobs waiting to be fetched', () => [[undefined, core().fetcher.queued]]);
+  m.gauge('gc_orphan_blobs', 'Data blobs the last GC pass found unreferenced past the grace (0 while GC is paused)', () => [[undefined, core().gc.view().orphans]]);
+  m.gauge('gc_unreferenced_blobs', 'Data blobs no current manifest references, grace not yet over included', () => [[undefined, core().gc.view().unreferenced]]);
+  m.gauge('gc_delete_failures', 'Orphan deletes with at least one node failing, since start', () => [[undefined, core().gc.counters.failed]]);
   return {
     registry: m,
     httpRequests: m.counter('tracker_http_requests_total', 'HTTP requests by route and status'),
     searchSeconds: m.histogram('tracker_search_seconds', 'Catalog search time', LATENCY_BUCKETS_S),
     locateSeconds: m.histogram('tracker_locate_seconds', 'Blob locate time', LATENCY_BUCKETS_S),
+    gcDeletedBlobs: m.counter('gc_deleted_blobs_total', 'Orphan data blobs deleted by GC'),
+    gcDeletedBytes: m.counter('gc_deleted_bytes_total', 'Disk bytes freed by GC (blob size × copies removed)'),
   };
 }

@@ -53,6 +53,11 @@ export interface DemoSongOptions {
   toneLevelDbfs?: number;
   /** two-streams: moov at the front (default false: at the end, as most encoders write it). */
   faststart?: boolean;
+  /**
+   * two-streams: constant video bit rate (e.g. 45e6 for the product's 45 Mbit/s streams). A test
+   * picture compresses to almost nothing, so benchmarks that move real byte volumes set this.
+   */
+  videoBitsPerS?: number;
 }
 
 export interface DemoSong {
@@ -139,6 +144,9 @@ export async function makeDemoSong(outFile: string, options: DemoSongOptions, li
       out.push('-map', `[${order[0]}]`, '-map', `[${order[1]}]`);
       out.push(
         '-c:v', 'libx264', '-preset', 'veryfast', '-profile:v', 'high', '-pix_fmt', 'yuv420p',
+        ...(o.videoBitsPerS
+          ? ['-b:v', String(o.videoBitsPerS), '-minrate', String(o.videoBitsPerS), '-maxrate', String(o.videoBitsPerS), '-bufsize', String(o.videoBitsPerS), '-x264-params', 'nal-hrd=cbr:force-cfr=1']
+          : []),
         '-force_key_frames', `expr:gte(t,n_forced*${o.keyframeIntervalS ?? 4})`,
         '-c:a', 'aac', '-b:a', '128k', '-ar', '48000',
         '-metadata', `title=${o.title}`,

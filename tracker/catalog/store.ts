@@ -68,6 +68,7 @@ export class Catalog {
   /** Manifest blobs already handled (stored or rejected): never fetched again. */
   private readonly knownBlobs = new Set<string>();
   private liveSongs = 0;
+  private winnerChanges = 0;
   private readonly stmt: {
     insertManifest: Database.Statement;
     reject: Database.Statement;
@@ -77,6 +78,7 @@ export class Catalog {
     ftsDelete: Database.Statement;
     ftsInsert: Database.Statement;
     manifestOfSong: Database.Statement;
+    liveManifestsAfter: Database.Statement;
   };
 
   /** `path` is `${dataDir}/tracker.sqlite`, or ':memory:' in tests. */
@@ -105,6 +107,8 @@ export class Catalog {
       ftsInsert: this.db.prepare(`INSERT INTO songs_fts (rowid, title_key, artist_key, title_py, artist_py, title_ini, artist_ini)
         VALUES (?, ?, ?, ?, ?, ?, ?)`),
       manifestOfSong: this.db.prepare('SELECT m.json AS json FROM songs s JOIN manifests m ON m.blob_id = s.blob_id WHERE s.song_id = ? AND s.deleted = 0'),
+      liveManifestsAfter: this.db.prepare(`SELECT s.row AS row, m.json AS json FROM songs s JOIN manifests m ON m.blob_id = s.blob_id
+        WHERE s.deleted = 0 AND s.row > ? ORDER BY s.row LIMIT ?`),
     };
     for (const r of this.db.prepare('SELECT blob_id FROM manifests UNION ALL SELECT blob_id FROM rejected').pluck().iterate()) {
       this.knownBlobs.add(r as string);
@@ -115,6 +119,11 @@ export class Catalog {
 
   get songCount(): number {
     return this.liveSongs;
+  }
+
+  /** Changes whenever a song's winning version changes: what manifests reference may have changed (GC). */
+  get version(): number {
+    return this.winnerChanges;
   }
 
   knows(blobId: string): boolean {
@@ -156,6 +165,7 @@ export class Catalog {
       } else {
         rowId = Number(this.stmt.insertSong.run(row).lastInsertRowid);
       }
+      this.winnerChanges++;
       if (!m.deleted) {
         this.stmt.ftsInsert.run(rowId, keys.titleKey, keys.artistKey, keys.titlePy, keys.artistPy, keys.titleIni, keys.artistIni);
         this.liveSongs++;
@@ -173,6 +183,14 @@ export class Catalog {
   manifestJson(songId: string): string | undefined {
     const r = this.stmt.manifestOfSong.get(songId) as { json: string } | undefined;
     return r?.json;
+  }
+
+  /**
+   * The current manifests (winning version, song not deleted) after `afterRow`, in row order: GC
+   * pages through all songs this way, a bounded page per event-loop turn.
+   */
+  liveManifestsAfter(afterRow: number, limit: number): Array<{ row: number; json: string }> {
+    return this.stmt.liveManifestsAfter.all(afterRow, limit) as Array<{ row: number; json: string }>;
   }
 
   search(params: SearchParams): SongSummary[] {
