@@ -271,7 +271,7 @@ export async function ingestSong(req: IngestRequest, ctx: IngestContext): Promis
         blobs: renditions.length * 2 + 1,
         storedBytes,
         loudnessGainDb: packaged.loudness.gainDb,
-        notes: [...plan.notes, ...packaged.notes],
+        notes: [...new Set([...plan.notes, ...packaged.notes])],
       };
       log.info('song ingested', { id, title: manifest.title, videoMode: result.videoMode, storedBytes, gainDb: result.loudnessGainDb });
       return result;
