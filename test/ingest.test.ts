@@ -244,7 +244,7 @@ describe('ktv ingest against a real cluster', () => {
     const ids = await seedDemoLibrary(ctx, { dataDir, count: 3, durationS: 6, width: 640, height: 360, onSong: (_i, _n, title, _r, error) => seen.push(error ? `${title}: ${error}` : title) });
     assert.equal(ids.length, 3, seen.join('; '));
     for (const [i, id] of ids.entries()) await checkSong(id, DEMO_SONGS[i]!.vocalHz, DEMO_SONGS[i]!.backingHz);
-    const zh = await rpc<{ songs: SongSummary[] }>(c.trackerUrl, '/api/v1/songs?q=ylxx', { timeoutMs: 3000 });
+    const zh = await rpc<{ songs: SongSummary[] }>(c.trackerUrl, '/api/v1/songs?q=yldb', { timeoutMs: 3000 });
     assert.ok(zh.songs.some((s) => s.title === '月亮代表我的心'), 'Chinese demo title found by pinyin initials');
     const en = await rpc<{ songs: SongSummary[] }>(c.trackerUrl, '/api/v1/songs?q=let%20it', { timeoutMs: 3000 });
     assert.ok(en.songs.some((s) => s.title === 'Let It Be'));
