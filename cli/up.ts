@@ -187,7 +187,7 @@ async function seedDemo(config: Config, dataDir: string, trackerUrl: string, sec
   const { TrackerClient } = await import('../common/tracker-client.js');
   process.stdout.write(`seeding the demo library (${lib.demoSongs} songs, first start only)…\n`);
   const ids = await seedDemoLibrary(
-    { tracker: new TrackerClient([trackerUrl], secrets.clusterSecret, config.rpcTimeoutMs), secret: secrets.clusterSecret, config, log: log.child({ part: 'demo' }), workDir },
+    { tracker: new TrackerClient([trackerUrl], secrets.clusterSecret, config.rpcTimeoutMs), secret: secrets.clusterSecret, config, log: createLogger('up', 'warn', { part: 'demo' }), workDir },
     {
       dataDir,
       count: lib.demoSongs,
