@@ -14,7 +14,9 @@ const USAGE = `usage: ktv <command> [options]
   ingest --dir DIR --tracker URL [--jobs N]
                                         a folder with metadata.csv or metadata.json
   library --port P --tracker URL        the upload service (HTTP API + web page)
-  streamer | loadtest                   (arrive with their issues; see README)
+  streamer --port P --tracker URL [--id ID] [--public-url URL]
+                                        HLS for rooms + the room player at /
+  loadtest                              (arrives with its issue; see README)
 
 every role: --config FILE, --set key.path=value, --host H
 secrets: KTV_CLUSTER_SECRET, KTV_ADMIN_TOKEN from the environment`;
@@ -35,6 +37,7 @@ async function main(argv: string[]): Promise<number> {
     case 'library':
       return (await import('./roles.js')).runLibrary(rest);
     case 'streamer':
+      return (await import('./roles.js')).runStreamer(rest);
     case 'loadtest':
       throw new UsageError(`ktv ${command}: not built yet in this version (see the README's roadmap)`);
     case undefined:

@@ -89,3 +89,23 @@ export async function runLibrary(argv: string[]): Promise<number> {
   log.info('library listening', { url: handle.url, pid: process.pid });
   return untilSignal(() => handle.close(), log);
 }
+
+export async function runStreamer(argv: string[]): Promise<number> {
+  const { values } = parse(argv, { port: { type: 'string' }, tracker: { type: 'string' }, id: { type: 'string' }, 'public-url': { type: 'string' } });
+  const sets = [...(values.set ?? []), ...(values['public-url'] === undefined ? [] : [`streamer.publicUrl=${values['public-url']}`])];
+  const config = configFrom({ ...values, set: sets });
+  const trackers = trackerUrls(values.tracker);
+  const log = createLogger('streamer', config.logLevel, values.id ? { streamer: values.id } : {});
+  const { startStreamer } = await import('../streamer/index.js');
+  const handle = await startStreamer({
+    config,
+    host: config.host,
+    port: portFlag(values.port, config.ports.streamer),
+    trackers,
+    secret: requireEnvSecret('KTV_CLUSTER_SECRET'),
+    id: values.id,
+    log,
+  });
+  log.info('streamer listening', { url: handle.url, id: handle.id, pid: process.pid });
+  return untilSignal(() => handle.close(), log);
+}

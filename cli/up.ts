@@ -68,6 +68,8 @@ export async function runUp(argv: string[]): Promise<number> {
   ];
   const libraryUrl = `http://${host}:${config.ports.library}/`;
   specs.push({ name: 'library', args: ['library', '--port', String(config.ports.library), '--tracker', trackerUrl, ...shared], restarts: [] });
+  const playerUrl = `http://${host}:${config.ports.streamer}/`;
+  specs.push({ name: 'streamer', args: ['streamer', '--port', String(config.ports.streamer), '--tracker', trackerUrl, ...shared], restarts: [] });
   for (let n = 1; n <= NODES; n++) {
     const disks: string[] = [];
     for (let d = 1; d <= DISKS_PER_NODE; d++) disks.push('--disk', join(dataDir, `node${n}`, `disk${d}`));
@@ -149,8 +151,9 @@ export async function runUp(argv: string[]): Promise<number> {
   while (Date.now() < deadline && !signalled) {
     try {
       view = await rpc<ClusterView>(trackerUrl, '/api/v1/cluster', { timeoutMs: 1000 });
-      const libraryUp = await fetch(new URL('/health', libraryUrl), { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
-      if (view.nodes.filter((n) => n.state === 'alive').length >= NODES && libraryUp) break;
+      const up = (base: string): Promise<boolean> => fetch(new URL('/health', base), { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
+      const [libraryUp, streamerUp] = await Promise.all([up(libraryUrl), up(playerUrl)]);
+      if (view.nodes.filter((n) => n.state === 'alive').length >= NODES && libraryUp && streamerUp) break;
     } catch {
       /* not up yet */
     }
@@ -163,7 +166,8 @@ export async function runUp(argv: string[]): Promise<number> {
     return 1;
   }
   const lines = [
-    `KTV cluster up (data ${dataDir})`,
+    `KTV cluster up: open the room player at ${playerUrl}   (data ${dataDir})`,
+    `  player        ${playerUrl}   (room player; HLS at ${playerUrl}hls/{songId}/master.m3u8)`,
     `  tracker       ${trackerUrl}   (ktv status --tracker ${trackerUrl})`,
     ...view.nodes.map((n) => `  storage node  ${n.url}   ${n.id}: ${n.disks.length} disks`),
     `  library       ${libraryUrl}   (upload page; admin token in secrets.json)`,

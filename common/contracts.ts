@@ -158,6 +158,49 @@ export const locateResponse = z.object({
 });
 export type LocateResponse = z.infer<typeof locateResponse>;
 
+// ---- Streamers (DESIGN.md "Streaming path") -----------------------------------------------
+
+export const STREAMER_STATES = ['alive', 'dead'] as const;
+export type StreamerState = (typeof STREAMER_STATES)[number];
+
+/** Streamer → every tracker, every heartbeat interval (signed). */
+export const streamerHeartbeat = z.strictObject({
+  id: safeId,
+  /** Where rooms reach it. */
+  url: httpUrl,
+  /** ISO time the streamer process started (a new one means it restarted). */
+  startedAt: z.string().max(64),
+  /** Media and playlist bytes sent to clients since it started. */
+  servedBytes: z.number().int().nonnegative(),
+});
+export type StreamerHeartbeat = z.infer<typeof streamerHeartbeat>;
+
+/** One row of GET /api/v1/streamers (rooms fail over between the alive ones). */
+export interface StreamerInfo {
+  id: string;
+  url: string;
+  state: StreamerState;
+  lastHeartbeatAgoMs: number;
+  startedAt: string;
+  servedBytes: number;
+}
+
+/** Why a streamer's read from a replica failed. */
+export const READ_FAILURE_REASONS = ['timeout', 'connect', 'not-found', 'status', 'short-body', 'bad-answer'] as const;
+export type ReadFailureReason = (typeof READ_FAILURE_REASONS)[number];
+
+/** Streamer → tracker (signed): a replica read failed; a disk-health signal (DESIGN.md "Health"). */
+export const readFailureReport = z.strictObject({
+  blobId,
+  nodeId: safeId,
+  diskId: safeId,
+  reason: z.enum(READ_FAILURE_REASONS),
+  /** Free text for the log (HTTP status, error message). */
+  detail: z.string().max(300).default(''),
+  streamerId: safeId.optional(),
+});
+export type ReadFailureReport = z.infer<typeof readFailureReport>;
+
 /** CONTRACT.md: GET /api/v1/cluster. */
 export interface ClusterView {
   leader: boolean;
@@ -179,6 +222,8 @@ export interface ClusterView {
    * the last pass decided nothing ('' when it ran). Optional: older trackers do not send it.
    */
   gc?: { orphans: number; unreferenced: number; deleted: number; deletedBytes: number; lastRunAt: string | null; blocked: string };
+  /** Streamers that sent a heartbeat (alive or recently dead). Optional: older trackers do not send it. */
+  streamers?: StreamerInfo[];
 }
 
 // ---- Song manifest (DESIGN.md "Data") -------------------------------------------------------

@@ -100,6 +100,12 @@ export const trackerSchema = z.strictObject({
   gcIntervalMs: positiveMs.default(60_000),
   /** Orphans deleted at most per pass (each is a DELETE to every node holding a copy). */
   gcMaxDeletesPerTick: z.number().int().positive().default(100),
+  /** A streamer silent for this long is `dead` in GET /api/v1/streamers (3 missed heartbeats). */
+  streamerDeadAfterMs: positiveMs.default(6000),
+  /** Dead streamers are forgotten after this long. */
+  streamerForgetAfterMs: positiveMs.default(60 * 60 * 1000),
+  /** Streamers remembered at most (oldest heartbeat forgotten first). */
+  streamerRegistryMax: z.number().int().positive().default(1000),
 });
 
 export const securitySchema = z.strictObject({
@@ -140,6 +146,70 @@ export const librarySchema = z.strictObject({
   media: mediaConfigSchema.default(mediaConfigSchema.parse({})),
 });
 
+export const streamerSchema = z.strictObject({
+  /**
+   * Hot-range cache (LRU by bytes). A 4 s segment of a 45 Mbit/s song is ~22 MB, so the default
+   * holds ~23 such segments: the songs several rooms play at once, not the whole library.
+   */
+  cacheBytes: bytes.default(512 * 1024 ** 2),
+  /** Ranges longer than this are never cached nor buffered: they stream through (bounded memory). */
+  cacheMaxEntryBytes: bytes.default(32 * 1024 ** 2),
+  /**
+   * Bytes held at once by cold reads being buffered for the cache (each up to cacheMaxEntryBytes).
+   * Past it, new cold requests stream straight through instead: 300 rooms on 300 different
+   * segments must not mean 300 × 22 MB in memory.
+   */
+  inflightBufferBytes: bytes.default(256 * 1024 ** 2),
+  /**
+   * Deadline for one replica read: time to first byte, and the longest wait for any next chunk.
+   * Well inside a 4 s segment, so a dead or stuck replica costs a room one retry, not a stall.
+   */
+  upstreamTimeoutMs: positiveMs.default(1500),
+  /**
+   * A buffered read (one segment) must also finish within upstreamTimeoutMs + its size at this
+   * rate: 22 MB at 16 MiB/s is 1.3 s more, still inside the segment. Slower is a failed replica.
+   */
+  upstreamMinBytesPerS: z.number().int().positive().default(16 * 1024 ** 2),
+  /** Keep-alive sockets to one storage node at most (more requests queue inside the deadline). */
+  upstreamMaxSocketsPerNode: z.number().int().min(1).max(4096).default(64),
+  /** Replica reads one client request may try (failover and resume) before it is a 502. */
+  upstreamMaxAttempts: z.number().int().min(1).max(16).default(4),
+  /** Deadline of one tracker call (manifest, locate, search). Cached answers cover the wait. */
+  trackerTimeoutMs: positiveMs.default(1000),
+  /** A manifest older than this is refreshed in the background; a failed refresh keeps it. */
+  manifestTtlMs: positiveMs.default(60_000),
+  /** Songs whose manifest is kept (LRU; ~8 KB each with its master playlist: 5,000 ≈ 40 MB). */
+  manifestCacheEntries: z.number().int().positive().default(5000),
+  /** An unknown song id is remembered this long (a room retrying a bad id does not hit the tracker). */
+  missingSongTtlMs: positiveMs.default(5000),
+  /** Blob locations older than this are refreshed in the background; kept on tracker failure. */
+  locateTtlMs: positiveMs.default(30_000),
+  /** Blobs whose locations are kept (LRU; ~7 per song, ~0.8 KB each: 50,000 ≈ 40 MB). */
+  locateCacheEntries: z.number().int().positive().default(50_000),
+  /** After a failed background refresh, the same key waits this long before the next try. */
+  refreshRetryMs: positiveMs.default(5000),
+  /** Catalog search answers are reused this long, and served stale while the tracker is down. */
+  searchTtlMs: positiveMs.default(5000),
+  /** Distinct searches kept (LRU). */
+  searchCacheEntries: z.number().int().positive().default(2000),
+  /** The streamer list (GET /api/v1/streamers) is reused this long. */
+  streamersTtlMs: positiveMs.default(2000),
+  /** Registration heartbeat to every tracker (the tracker's streamerDeadAfterMs is 3 of these). */
+  heartbeatIntervalMs: positiveMs.default(2000),
+  /** Read-failure reports waiting to be sent to the tracker; more are dropped (and counted). */
+  readFailureQueueMax: z.number().int().positive().default(256),
+  /** Largest media playlist served (100,000 segments at ~40 bytes each fits). */
+  maxPlaylistBytes: bytes.default(8 * 1024 ** 2),
+  /** Idle keep-alive connections from rooms are kept this long (longer than a segment period). */
+  clientKeepAliveMs: positiveMs.default(65_000),
+  /** A client connection with no progress for this long (not reading, not sending) is closed. */
+  clientIdleTimeoutMs: positiveMs.default(30_000),
+  /** Connections served at once; more are refused by the kernel backlog. */
+  maxConnections: z.number().int().positive().default(4096),
+  /** URL rooms and the tracker use to reach this streamer ('' = the bound address). */
+  publicUrl: z.string().max(2048).default(''),
+});
+
 export const portsSchema = z.strictObject({
   tracker: port.default(7000),
   storageNodeBase: port.default(7101),
@@ -155,6 +225,7 @@ export const configSchema = z.strictObject({
   storageNode: storageNodeSchema.default(storageNodeSchema.parse({})),
   tracker: trackerSchema.default(trackerSchema.parse({})),
   library: librarySchema.default(librarySchema.parse({})),
+  streamer: streamerSchema.default(streamerSchema.parse({})),
   /** Deadline for one control-plane HTTP call between roles. */
   rpcTimeoutMs: positiveMs.default(5000),
   /** Log level: debug < info < warn < error. */
@@ -165,3 +236,4 @@ export type Config = z.infer<typeof configSchema>;
 export type StorageNodeConfig = z.infer<typeof storageNodeSchema>;
 export type TrackerConfig = z.infer<typeof trackerSchema>;
 export type LibraryConfig = z.infer<typeof librarySchema>;
+export type StreamerConfig = z.infer<typeof streamerSchema>;

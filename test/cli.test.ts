@@ -100,7 +100,7 @@ describe('ktv up', () => {
     await procs.killAll();
   });
 
-  test('starts tracker + 3 nodes × 2 disks, stops every child on Ctrl-C, and keeps data across a restart', async () => {
+  test('starts tracker + 3 nodes × 2 disks + library + streamer, stops every child on Ctrl-C, and keeps data across a restart', async () => {
     const data = tempDir('up-data');
     const trackerPort = await freePort();
     let base = 0;
@@ -110,7 +110,8 @@ describe('ktv up', () => {
       if (ok.every(Boolean)) base = candidate;
     }
     assert.ok(base, 'found 3 free consecutive ports');
-    const args = ['up', '--data', data, '--set', `ports.tracker=${trackerPort}`, '--set', `ports.storageNodeBase=${base}`, '--set', 'storageNode.heartbeatIntervalMs=200', '--set', `ports.library=${await freePort()}`, '--set', 'library.demoSongs=0'];
+    const streamerPort = await freePort();
+    const args = ['up', '--data', data, '--set', `ports.tracker=${trackerPort}`, '--set', `ports.storageNodeBase=${base}`, '--set', 'storageNode.heartbeatIntervalMs=200', '--set', `ports.library=${await freePort()}`, '--set', `ports.streamer=${streamerPort}`, '--set', 'library.demoSongs=0'];
     const trackerUrl = `http://127.0.0.1:${trackerPort}/`;
 
     const startUp = async () => {
@@ -130,7 +131,12 @@ describe('ktv up', () => {
     const view = await rpc<ClusterView>(trackerUrl, '/api/v1/cluster', { timeoutMs: 3000 });
     assert.equal(view.nodes.length, 3);
     assert.deepEqual(view.nodes.map((n) => n.disks.length), [2, 2, 2]);
-    assert.equal(first.pids.length, 5, 'tracker, library and 3 storage nodes');
+    assert.equal(first.pids.length, 6, 'tracker, library, streamer and 3 storage nodes');
+    const playerUrl = `http://127.0.0.1:${streamerPort}/`;
+    const firstLine = first.out.join('').split('\n').find((l) => l.startsWith('KTV cluster up')) ?? '';
+    assert.ok(firstLine.includes(playerUrl), `the first summary line names the player URL: ${firstLine}`);
+    assert.match(first.out.join(''), new RegExp(`player\\s+${playerUrl.replace(/[/.]/g, '\\$&')}`));
+    assert.equal((await fetch(new URL('/health', playerUrl))).status, 200);
 
     // Write one blob with the secret ktv up generated.
     const secrets = JSON.parse(readFileSync(join(data, 'secrets.json'), 'utf8')) as { clusterSecret: string };

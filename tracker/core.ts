@@ -2,7 +2,7 @@
 // a thin layer over these methods, and benchmarks drive them in-process.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChangeReport, ClusterView, HeartbeatRequest, HeartbeatResponse, InventoryBatch, LocateResponse, SongSummary } from '../common/contracts.js';
+import type { ChangeReport, ClusterView, HeartbeatRequest, HeartbeatResponse, InventoryBatch, LocateResponse, ReadFailureReport, SongSummary, StreamerHeartbeat, StreamerInfo } from '../common/contracts.js';
 import type { Logger } from '../common/log.js';
 import type { Config } from '../config/schema.js';
 import { httpBlobGetter, ManifestFetcher, type BlobGetter } from './catalog/fetcher.js';
@@ -15,6 +15,7 @@ import { httpSendFetch, RepairScheduler, type SendFetch } from './repair/schedul
 import type { PlacementResult } from './topology/placement.js';
 import type { SyncAnswer } from './topology/reports.js';
 import { Topology } from './topology/topology.js';
+import { ReadFailureCounts, StreamerRegistry } from './streamers/registry.js';
 
 export interface CoreOptions {
   config: Config;
@@ -46,7 +47,12 @@ export class TrackerCore {
   readonly leadership: Leadership;
   readonly metrics: TrackerMetrics;
   readonly now: () => number;
+  /** Streamers that registered (heartbeats); soft state, rebuilt within one heartbeat period. */
+  readonly streamers: StreamerRegistry;
+  /** Replica read failures reported by streamers, per node and disk. */
+  readonly readFailures = new ReadFailureCounts();
   private readonly config: Config;
+  private readonly log: Logger;
   private readonly rng: () => number;
   private housekeeping: NodeJS.Timeout | undefined;
 
@@ -56,6 +62,8 @@ export class TrackerCore {
     this.now = o.now ?? Date.now;
     this.rng = o.rng ?? Math.random;
     this.leadership = o.leadership ?? standaloneLeadership();
+    this.log = o.log;
+    this.streamers = new StreamerRegistry({ deadAfterMs: t.streamerDeadAfterMs, forgetAfterMs: t.streamerForgetAfterMs, maxEntries: t.streamerRegistryMax });
     if (!o.catalogPath) mkdirSync(o.dataDir, { recursive: true });
     this.catalog = openCatalog(o.catalogPath ?? join(o.dataDir, 'tracker.sqlite'), o.log.child({ part: 'catalog' }));
     this.topology = new Topology(
@@ -155,6 +163,27 @@ export class TrackerCore {
     return this.topology.place(sizeBytes, this.config.tracker.replicas, new Set(excludeNodes), this.now(), this.rng);
   }
 
+  streamerHeartbeat(hb: StreamerHeartbeat): void {
+    this.streamers.heartbeat(hb, this.now());
+  }
+
+  listStreamers(): StreamerInfo[] {
+    return this.streamers.list(this.now());
+  }
+
+  /** A streamer could not read a replica. Counted and logged; disk masking will use it (DESIGN.md "Health"). */
+  readFailure(report: ReadFailureReport): void {
+    const { registry } = this.topology;
+    const labels = this.readFailures.record(report, (nodeId, diskId) => {
+      const node = registry.nodes.get(nodeId);
+      return { node: node !== undefined, disk: node?.disks.has(diskId) ?? false };
+    });
+    this.metrics.readFailures.inc({ ...labels, reason: report.reason });
+    this.log.warn('replica read failure reported', {
+      blob: report.blobId, node: report.nodeId, disk: report.diskId, reason: report.reason, detail: report.detail, streamer: report.streamerId,
+    });
+  }
+
   search(params: SearchParams): SongSummary[] {
     const started = process.hrtime.bigint();
     const songs = this.catalog.search(params);
@@ -189,6 +218,7 @@ export class TrackerCore {
       },
       songs: this.catalog.songCount,
       gc: this.gc.view(),
+      streamers: this.listStreamers(),
     };
   }
 }

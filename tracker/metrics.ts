@@ -14,6 +14,7 @@ export interface TrackerMetrics {
   locateSeconds: Histogram;
   gcDeletedBlobs: Counter;
   gcDeletedBytes: Counter;
+  readFailures: Counter;
 }
 
 export function createTrackerMetrics(core: () => TrackerCore): TrackerMetrics {
@@ -50,6 +51,11 @@ export function createTrackerMetrics(core: () => TrackerCore): TrackerMetrics {
   m.gauge('gc_orphan_blobs', 'Data blobs the last GC pass found unreferenced past the grace (0 while GC is paused)', () => [[undefined, core().gc.view().orphans]]);
   m.gauge('gc_unreferenced_blobs', 'Data blobs no current manifest references, grace not yet over included', () => [[undefined, core().gc.view().unreferenced]]);
   m.gauge('gc_delete_failures', 'Orphan deletes with at least one node failing, since start', () => [[undefined, core().gc.counters.failed]]);
+  m.gauge('tracker_streamers', 'Registered streamers by state', () => {
+    const counts = new Map<string, number>([['alive', 0], ['dead', 0]]);
+    for (const s of core().listStreamers()) counts.set(s.state, (counts.get(s.state) ?? 0) + 1);
+    return [...counts].map(([state, v]) => [{ state }, v]);
+  });
   return {
     registry: m,
     httpRequests: m.counter('tracker_http_requests_total', 'HTTP requests by route and status'),
@@ -57,5 +63,6 @@ export function createTrackerMetrics(core: () => TrackerCore): TrackerMetrics {
     locateSeconds: m.histogram('tracker_locate_seconds', 'Blob locate time', LATENCY_BUCKETS_S),
     gcDeletedBlobs: m.counter('gc_deleted_blobs_total', 'Orphan data blobs deleted by GC'),
     gcDeletedBytes: m.counter('gc_deleted_bytes_total', 'Disk bytes freed by GC (blob size × copies removed)'),
+    readFailures: m.counter('tracker_read_failures_total', 'Replica read failures reported by streamers, by node, disk and reason'),
   };
 }

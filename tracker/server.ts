@@ -1,6 +1,6 @@
 // The tracker's HTTP layer: parse, authenticate, call the core, answer JSON. No decisions here.
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { changeReport, heartbeatRequest, inventoryBatch, isBlobId, placementRequest, type PlacementResponse } from '../common/contracts.js';
+import { changeReport, heartbeatRequest, inventoryBatch, isBlobId, placementRequest, readFailureReport, streamerHeartbeat, type PlacementResponse } from '../common/contracts.js';
 import { createSignatureContext, HttpError, installErrorHandlers, parseOr400, requireSigned, route } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { Config } from '../config/schema.js';
@@ -77,7 +77,23 @@ export function createTrackerApp(core: TrackerCore, config: Config, secret: stri
     res.json(answer);
   }));
 
+  // ---- streamers (trust zone 1: signed) -------------------------------------------------------
+
+  app.post('/internal/v1/streamers/heartbeat', signed, route((req, res) => {
+    core.streamerHeartbeat(parseOr400(streamerHeartbeat, req.signedJson));
+    res.json({ ok: true, leader: core.leadership.leader, epoch: core.leadership.epoch });
+  }));
+
+  app.post('/internal/v1/read-failures', signed, route((req, res) => {
+    core.readFailure(parseOr400(readFailureReport, req.signedJson));
+    res.status(202).json({ accepted: true });
+  }));
+
   // ---- open, read-only (rooms, operators) ----------------------------------------------------
+
+  app.get('/api/v1/streamers', (_req, res) => {
+    res.json({ streamers: core.listStreamers() });
+  });
 
   app.get('/api/v1/cluster', (_req, res) => {
     res.json(core.clusterView());
