@@ -6,3 +6,4 @@ cd "$(dirname "$0")/.."
 npx tsc -p tsconfig.json
 node dist/bench/storage-read.js "$@"
 node dist/bench/tracker-index.js
+node dist/bench/player.js

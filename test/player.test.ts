@@ -247,6 +247,22 @@ describe('room player in Chromium, served by a real streamer', () => {
     await p.keyboard.press('v');
     await waitForTone(p, SONGS[0]!.backingHz, '伴唱 after the toggle');
     await until(p, 'toggle latency recorded', "k.vocal === 'backing' && k.toggleLatencyMs.length === 1");
+    // The check above succeeds on one sample; the measurement below wants three in a row from the
+    // in-page watch, so wait until the watch has them (or has stopped).
+    await p.waitForFunction(
+      (backingHz: number) => {
+        const w = window as unknown as { __watch: { samples: Array<[number, number]> } };
+        const s = w.__watch.samples;
+        let run = 0;
+        for (const [, hz] of s) {
+          run = Math.abs(hz - backingHz) < 30 ? run + 1 : 0;
+          if (run >= 3) return true;
+        }
+        return s.length > 0 && performance.now() - s[0]![0] > 5000;
+      },
+      SONGS[0]!.backingHz,
+      { timeout: 10_000, polling: 50 },
+    );
     const measured = await p.evaluate((backingHz: number) => {
       const w = window as unknown as { __watch: { samples: Array<[number, number]> }; __ktv: { lastToggleAtMs: number; toggleLatencyMs: number[]; toggles: unknown[] } };
       const at = w.__ktv.lastToggleAtMs;
