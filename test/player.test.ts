@@ -5,7 +5,7 @@
 // play (time and decoded frames advance), toggle 原唱/伴唱 and hear it (a Web Audio analyser on
 // the <video> finds the dominant tone), skip, reorder, reload with the queue intact, and ride out
 // a streamer restart. Prints the vocal-toggle latency and the time to first frame and writes
-// them to bench-results/player.json; nothing here asserts a wall-clock figure.
+// them to bench-results/player-e2e.json; nothing here asserts a wall-clock figure.
 import assert from 'node:assert/strict';
 import { mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -186,7 +186,7 @@ describe('room player in Chromium, served by a real streamer', () => {
     if (Object.keys(figures).length > 0) {
       process.stdout.write(`player: time to first frame ${String(figures.timeToFirstFrameMs)} ms (choice → first frame); vocal toggle ${JSON.stringify(figures.vocalToggle)}; stalls ${String(figures.stalls)}\n`);
       mkdirSync('bench-results', { recursive: true });
-      writeFileSync('bench-results/player.json', JSON.stringify({ benchmark: 'player', at: new Date().toISOString(), ...figures }, null, 2) + '\n');
+      writeFileSync('bench-results/player-e2e.json', JSON.stringify({ benchmark: 'player', at: new Date().toISOString(), ...figures }, null, 2) + '\n');
     }
   });
 
