@@ -27,7 +27,7 @@ import { TrackerClient } from '../common/tracker-client.js';
 import { defaultConfig } from '../config/load.js';
 import { ingestSong } from '../library/ingest/ingest.js';
 import { makeDemoSong } from '../library/media/demo.js';
-import { launchBrowser, type BrowserSession } from '../test/helpers/browser.js';
+import { launchBrowser, waitForTone as waitForToneShared, type BrowserSession } from '../test/helpers/browser.js';
 import { SECRET, TestCluster } from '../test/helpers/cluster.js';
 import { freePort, tempDir, waitFor, type Proc } from '../test/helpers/procs.js';
 import { argString, argValue, percentile, writeJson } from './lib.js';
@@ -163,42 +163,8 @@ async function timeToFirstFrame(page: Page, streamerUrl: string, plays: number):
 
 // ---- 2. 原唱/伴唱 toggles ---------------------------------------------------------------------
 
-/** Installs an analyser on the <video> (once per page) and returns the dominant frequency now. */
-function dominantHz(page: Page): Promise<number> {
-  return page.evaluate(() => {
-    type Probe = { dominant(): number };
-    const w = window as unknown as { __probe?: Probe; __ktv: { video: HTMLVideoElement } };
-    if (!w.__probe) {
-      const ctx = new AudioContext();
-      const source = ctx.createMediaElementSource(w.__ktv.video);
-      const analyser = ctx.createAnalyser();
-      analyser.fftSize = 2048;
-      analyser.smoothingTimeConstant = 0;
-      source.connect(analyser);
-      analyser.connect(ctx.destination);
-      const bins = new Float32Array(analyser.frequencyBinCount);
-      w.__probe = {
-        dominant() {
-          analyser.getFloatFrequencyData(bins);
-          let best = 1;
-          for (let i = 2; i < bins.length; i++) if (bins[i]! > bins[best]!) best = i;
-          return bins[best]! > -90 ? (best * ctx.sampleRate) / analyser.fftSize : 0;
-        },
-      };
-    }
-    return w.__probe.dominant();
-  });
-}
-
-async function waitForTone(page: Page, hz: number, what: string): Promise<void> {
-  const deadline = Date.now() + UI_TIMEOUT_MS;
-  let last = 0;
-  while (Date.now() < deadline) {
-    last = await dominantHz(page);
-    if (Math.abs(last - hz) < TONE_TOLERANCE_HZ) return;
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`${what}: expected a ${hz} Hz tone, the analyser hears ${last} Hz`);
+function waitForTone(page: Page, hz: number, what: string): Promise<void> {
+  return waitForToneShared(page, hz, what, UI_TIMEOUT_MS, TONE_TOLERANCE_HZ);
 }
 
 interface Toggle {

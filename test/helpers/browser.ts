@@ -74,3 +74,44 @@ export async function launchBrowser(options: LaunchOptions = {}): Promise<Browse
     },
   };
 }
+
+// ---- hearing the room: a Web Audio analyser on the player's <video> ------------------------
+
+/** Installs an analyser on the <video> (once per page) and returns the dominant frequency now. */
+export async function dominantHz(page: Page): Promise<number> {
+  return page.evaluate(() => {
+    type Probe = { dominant(): number };
+    const w = window as unknown as { __probe?: Probe; __ktv: { video: HTMLVideoElement } };
+    if (!w.__probe) {
+      const ctx = new AudioContext();
+      const source = ctx.createMediaElementSource(w.__ktv.video);
+      const analyser = ctx.createAnalyser();
+      analyser.fftSize = 2048;
+      analyser.smoothingTimeConstant = 0;
+      source.connect(analyser);
+      analyser.connect(ctx.destination);
+      const bins = new Float32Array(analyser.frequencyBinCount);
+      w.__probe = {
+        dominant() {
+          analyser.getFloatFrequencyData(bins);
+          let best = 1;
+          for (let i = 2; i < bins.length; i++) if (bins[i]! > bins[best]!) best = i;
+          return bins[best]! > -90 ? (best * ctx.sampleRate) / analyser.fftSize : 0;
+        },
+      };
+    }
+    return w.__probe.dominant();
+  });
+}
+
+/** Polls the analyser until it hears `hz` (within `toleranceHz`), or throws naming what it hears. */
+export async function waitForTone(page: Page, hz: number, what: string, timeoutMs = 30_000, toleranceHz = 30): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  let last = 0;
+  while (Date.now() < deadline) {
+    last = await dominantHz(page);
+    if (Math.abs(last - hz) < toleranceHz) return;
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`${what}: expected a ${hz} Hz tone, the analyser hears ${last} Hz`);
+}
