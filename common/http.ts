@@ -1,6 +1,6 @@
 // The wire helpers every role shares: JSON errors (never a stack trace), bounded bodies,
 // signed cluster-internal routes, the admin token, and a client with a deadline on every call.
-import type { IncomingMessage, Server } from 'node:http';
+import type { IncomingMessage, Server, ServerResponse } from 'node:http';
 import type { NextFunction, Request, RequestHandler, Response, Express } from 'express';
 import { z } from 'zod';
 import { describeZodError } from '../config/load.js';
@@ -219,4 +219,19 @@ export async function rpc<T = unknown>(baseUrl: string, path: string, options: R
 /** Signed headers for a blob request whose body (if any) is verified by its id. */
 export function signedBlobHeaders(secret: string, method: string, url: URL): Record<string, string> {
   return signRequest(secret, method, url.pathname + url.search, method === 'PUT' ? UNSIGNED_BODY : undefined);
+}
+
+/** Resolves when `res` can take more bytes, or has closed (then `res.destroyed`). 'close' may
+ * already have fired (client gone while we read), so a destroyed response never waits. */
+export function drained(res: ServerResponse): Promise<void> {
+  if (res.destroyed || !res.writableNeedDrain) return Promise.resolve();
+  return new Promise((resolve) => {
+    const done = (): void => {
+      res.off('drain', done);
+      res.off('close', done);
+      resolve();
+    };
+    res.on('drain', done);
+    res.on('close', done);
+  });
 }

@@ -11,7 +11,7 @@ import {
   isBlobId,
   type BlobKind,
 } from '../common/contracts.js';
-import { HttpError, installErrorHandlers, parseOr400, requireSigned, route, type SignatureContext } from '../common/http.js';
+import { drained, HttpError, installErrorHandlers, parseOr400, requireSigned, route, type SignatureContext } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { ReplicaCopier } from './copy/replica-copy.js';
 import type { EpochFence } from './epoch.js';
@@ -94,20 +94,6 @@ function matchesEtag(header: string | undefined, etag: string): boolean {
   });
 }
 
-/** Resolves when the response can take more bytes, or has closed (then `res.destroyed`). */
-function drained(res: Response): Promise<void> {
-  // 'close' may already have fired (client gone while we read the disk): never wait for it then.
-  if (res.destroyed || !res.writableNeedDrain) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 export function createApp(deps: ServerDeps): Express {
   const { store, fence, copier, signatures, metrics, log } = deps;

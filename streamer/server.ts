@@ -6,7 +6,7 @@
 // no empty or hidden segments. Song ids and file names then match their own patterns before a
 // cache or the tracker is asked anything. Every error is JSON `{"error"}`, never a stack.
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { HttpError } from '../common/http.js';
+import { drained, HttpError } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { SongManifest } from '../common/contracts.js';
 import type { StreamerConfig } from '../config/schema.js';
@@ -292,19 +292,6 @@ async function serveMedia(deps: StreamerDeps, m: SongManifest, name: string, req
   deps.metrics.servedBytes.inc(undefined, buffer.length);
 }
 
-/** Resolves when `res` can take more bytes, or has closed. */
-function drained(res: ServerResponse): Promise<void> {
-  if (res.destroyed || !res.writableNeedDrain) return Promise.resolve();
-  return new Promise((resolve) => {
-    const done = (): void => {
-      res.off('drain', done);
-      res.off('close', done);
-      resolve();
-    };
-    res.on('drain', done);
-    res.on('close', done);
-  });
-}
 
 /**
  * A range too large to buffer: upstream chunks go to the client as they come, at the client's
