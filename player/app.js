@@ -136,6 +136,7 @@ class App {
   /** The next queued song, or 公播 when the queue is empty. */
   next(reason = 'next', requestedAtMs = performance.now()) {
     const entry = this.store.advance();
+    console.info(`next (${reason}): ${entry ? entry.id : '公播'}`);
     if (entry) this.playEntry(entry, { requestedAtMs, reason });
     else this.enterIdle();
   }

@@ -155,6 +155,7 @@ export class Playback extends EventTarget {
       }
     });
     v.addEventListener('ended', () => {
+      console.info(`video ended: ${this.song && this.song.id} t=${v.currentTime} d=${v.duration}`);
       if (this.song) this.emit('ended', { song: this.song });
     });
     v.addEventListener('timeupdate', () => {
@@ -167,6 +168,7 @@ export class Playback extends EventTarget {
    * choice, for time to first frame), reason.
    */
   load(song, opts = {}) {
+    console.info(`load ${song.id} ${opts.reason || ''}${opts.recovery ? ' (recovery)' : ''} from ${Math.round(opts.startS || 0)} s`);
     this.teardown();
     this.session += 1;
     const session = this.session;
@@ -190,12 +192,15 @@ export class Playback extends EventTarget {
     };
     hls.on(E.MANIFEST_PARSED, applyRole);
     hls.on(E.AUDIO_TRACKS_UPDATED, applyRole);
-    hls.on(E.FRAG_LOADED, () => {
+    // Any load that succeeds means the streamer answers again (a song already in the box's
+    // HTTP cache may need nothing but one playlist).
+    const loaded = () => {
       if (session !== this.session) return;
       this.fatalNetworkErrors = 0;
       this.api.noteSuccess();
       this.setReconnecting(false);
-    });
+    };
+    for (const ev of [E.MANIFEST_LOADED, E.LEVEL_LOADED, E.AUDIO_TRACK_LOADED, E.FRAG_LOADED]) hls.on(ev, loaded);
     hls.on(E.FRAG_BUFFERED, (_e, data) => {
       if (session === this.session) this.onFragBuffered(data);
     });
@@ -375,6 +380,7 @@ export class Playback extends EventTarget {
     if (isNetwork && (data.details === ErrorDetails.MANIFEST_LOAD_ERROR || data.details === ErrorDetails.LEVEL_LOAD_ERROR) && code >= 400 && code < 500 && code !== 408 && code !== 429) {
       // The streamer answered that this song is not there: nothing to wait for.
       this.setReconnecting(false);
+      console.info(`unplayable: ${this.song && this.song.id} status=${code}`);
       this.emit('unplayable', { song: this.song, status: code });
       return;
     }
@@ -444,6 +450,7 @@ export class Playback extends EventTarget {
     // At the very end with nothing more to play: some streams never fire 'ended'.
     if (Number.isFinite(v.duration) && v.duration > 0 && v.currentTime >= v.duration - 0.5 && now - this.lastProgress.at > 3000) {
       this.lastProgress = { t: v.currentTime, at: now };
+      console.info(`watchdog ended: ${this.song.id} t=${v.currentTime} d=${v.duration}`);
       this.emit('ended', { song: this.song });
       return;
     }
