@@ -35,6 +35,42 @@ const httpUrl = z
     }
   }, 'must be an http(s) base URL like http://127.0.0.1:7101/');
 
+/** What an operator asked of a disk (`ktv disk drain|mask|unmask`); kept on the node across restarts. */
+export const DISK_OPERATOR_ACTIONS = ['drain', 'mask', 'unmask'] as const;
+export type DiskOperatorAction = (typeof DISK_OPERATOR_ACTIONS)[number];
+export const DISK_OPERATOR_SETTINGS = ['none', 'drain', 'mask'] as const;
+export type DiskOperatorSetting = (typeof DISK_OPERATOR_SETTINGS)[number];
+
+/** The health probe's view of a disk (write + fsync + read-back of a small file, with a deadline). */
+export const diskProbeStatus = z.strictObject({
+  /** ISO time of the last probe ('' before the first). */
+  lastAt: z.string().max(64),
+  /** Duration of the last probe, ms (-1 when it failed or timed out). */
+  lastMs: z.number(),
+  /** The disk's normal probe duration (median of recent good probes), ms. */
+  normalMs: z.number().nonnegative(),
+  /** Good probes in a row (a masked disk needs several before it is trusted again). */
+  okStreak: z.number().int().nonnegative(),
+  /** Failed or slow probes and I/O errors inside the current window. */
+  recentFaults: z.number().int().nonnegative(),
+});
+export type DiskProbeStatus = z.infer<typeof diskProbeStatus>;
+
+/** The scrubber's progress on a disk (every blob re-hashed once per scrub period, throttled). */
+export const diskScrubStatus = z.strictObject({
+  /** ISO time the last complete pass ended ('' before the first). */
+  lastPassAt: z.string().max(64),
+  /** Blobs verified in the current pass so far. */
+  passVerified: z.number().int().nonnegative(),
+  /** Replicas found corrupt (and quarantined) since the node started. */
+  corruptFound: z.number().int().nonnegative(),
+  /** Bytes re-hashed since the node started. */
+  bytesVerified: z.number().int().nonnegative(),
+  /** Current throttle, bytes/s. */
+  rateBytesPerSec: z.number().nonnegative(),
+});
+export type DiskScrubStatus = z.infer<typeof diskScrubStatus>;
+
 export const diskStatus = z.strictObject({
   id: safeId,
   state: z.enum(DISK_STATES),
@@ -44,6 +80,12 @@ export const diskStatus = z.strictObject({
   totalBytes: z.number().int().nonnegative(),
   blobs: z.number().int().nonnegative(),
   usedBytes: z.number().int().nonnegative(),
+  /** The operator's setting ('none' unless `ktv disk drain|mask` said otherwise). Optional: older nodes. */
+  operator: z.enum(DISK_OPERATOR_SETTINGS).optional(),
+  probe: diskProbeStatus.optional(),
+  scrub: diskScrubStatus.optional(),
+  /** A masked disk that came back and is being verified before it is trusted: blobs checked / total. */
+  verifying: z.strictObject({ checked: z.number().int().nonnegative(), total: z.number().int().nonnegative() }).optional(),
 });
 export type DiskStatus = z.infer<typeof diskStatus>;
 
@@ -64,6 +106,11 @@ export const heartbeatResponse = z.object({
   needFullReport: z.boolean(),
   epoch: z.number().int().nonnegative(),
   leader: z.boolean(),
+  /**
+   * Disks of this node that streamers failed to read from (readFailuresToSuspect within the
+   * window): the node probes them now and counts the failures as faults. Optional: older trackers.
+   */
+  suspectDisks: z.array(z.strictObject({ disk: safeId, failures: z.number().int().nonnegative(), reason: z.string().max(300) })).max(256).optional(),
 });
 export type HeartbeatResponse = z.infer<typeof heartbeatResponse>;
 
@@ -127,6 +174,14 @@ export const deleteCommand = z.strictObject({
 });
 export type DeleteCommand = z.infer<typeof deleteCommand>;
 
+/** Operator → tracker (admin token) → storage node (signed): POST /internal/v1/disks/{disk}/operator. */
+export const diskOperatorCommand = z.strictObject({
+  action: z.enum(DISK_OPERATOR_ACTIONS),
+  /** Free text kept with the setting and shown in `ktv status` ("replacing, ticket 42"). */
+  note: z.string().max(200).default(''),
+});
+export type DiskOperatorCommand = z.infer<typeof diskOperatorCommand>;
+
 /** Anyone with the cluster secret → tracker: where to write a new blob. */
 export const placementRequest = z.strictObject({
   size: z.number().int().nonnegative(),
@@ -172,6 +227,11 @@ export const streamerHeartbeat = z.strictObject({
   startedAt: z.string().max(64),
   /** Media and playlist bytes sent to clients since it started. */
   servedBytes: z.number().int().nonnegative(),
+  /**
+   * Songs started since the previous heartbeat that was answered (master playlist requests),
+   * [songId, count]; the tracker adds them to its play counts (repair order, 热门). Optional.
+   */
+  plays: z.array(z.tuple([z.string().regex(/^[A-Za-z0-9_-]{1,64}$/), z.number().int().positive()])).max(10_000).optional(),
 });
 export type StreamerHeartbeat = z.infer<typeof streamerHeartbeat>;
 
@@ -210,10 +270,45 @@ export interface ClusterView {
     url: string;
     state: NodeState;
     lastHeartbeatAgoMs: number;
-    disks: Array<{ id: string; state: DiskState; reason: string; freeBytes: number; totalBytes: number; blobs: number }>;
+    disks: Array<{
+      id: string;
+      state: DiskState;
+      reason: string;
+      freeBytes: number;
+      totalBytes: number;
+      blobs: number;
+      /** Optional: sent by trackers from issue 5 on. */
+      operator?: DiskOperatorSetting;
+      probe?: DiskProbeStatus;
+      scrub?: DiskScrubStatus;
+      verifying?: { checked: number; total: number };
+      /** Streamer read failures counted against this disk in the current window. */
+      readFailures?: number;
+      /** Draining: blobs on this disk that do not yet have their full count of copies elsewhere. */
+      drain?: DrainProgress;
+    }>;
+    /** All of the node's disks draining (`ktv node drain`). */
+    drain?: DrainProgress;
   }>;
   blobs: { total: number; underReplicated: number; lost: number; bytes: number };
-  repair: { queued: number; inFlight: number; done: number; failed: number };
+  repair: {
+    queued: number;
+    inFlight: number;
+    done: number;
+    failed: number;
+    /** Bytes of the blobs waiting for a copy. Optional fields: trackers from issue 5 on. */
+    queuedBytes?: number;
+    /** Copy throughput over the last minute, bytes/s. */
+    rateBytesPerSec?: number;
+    /** queuedBytes / the current budget or rate, seconds (null: nothing to do, or no rate yet). */
+    etaS?: number | null;
+    /** The bandwidth budget in force: the window and the cluster and per-node limits, bytes/s. */
+    budget?: { window: 'business' | 'maintenance'; clusterBytesPerSec: number; nodeBytesPerSec: number };
+    /** Bytes copied since the tracker started. */
+    copiedBytes?: number;
+  };
+  /** Blobs with no readable copy anywhere (at most 100 listed; `blobs.lost` is the count). */
+  lostBlobs?: Array<{ id: string; sizeBytes: number; kind: BlobKind; songs: string[]; lostSinceAgoMs: number }>;
   songs: number;
   /**
    * Orphan-blob collection (tracker/gc). `orphans`: found by the last pass, past the grace;
@@ -224,6 +319,14 @@ export interface ClusterView {
   gc?: { orphans: number; unreferenced: number; deleted: number; deletedBytes: number; lastRunAt: string | null; blocked: string };
   /** Streamers that sent a heartbeat (alive or recently dead). Optional: older trackers do not send it. */
   streamers?: StreamerInfo[];
+}
+
+/** Progress of a drain: what still needs a copy elsewhere before the disk or node can be removed. */
+export interface DrainProgress {
+  remainingBlobs: number;
+  remainingBytes: number;
+  /** Every blob on it has its full count of live copies on other disks/nodes. */
+  safeToRemove: boolean;
 }
 
 // ---- Song manifest (DESIGN.md "Data") -------------------------------------------------------

@@ -41,6 +41,28 @@ export const storageNodeSchema = z.strictObject({
   changePushDelayMs: z.number().int().nonnegative().default(50),
   /** Leaf directories scanned at once per disk at start (each one readdir plus its stats). */
   scanConcurrency: z.number().int().min(1).max(1024).default(32),
+  // ---- disk health (issue 5; README "Disk health") ----
+  /** Period of the health probe per disk: write + fsync + read back a small file. */
+  probeIntervalMs: positiveMs.default(5000),
+  /** A probe slower than this fails (counts as a fault). */
+  probeTimeoutMs: positiveMs.default(2000),
+  /** Bytes the probe writes and reads back. */
+  probeBytes: z.number().int().min(512).max(16 * 1024 * 1024).default(64 * 1024),
+  /** A probe or disk operation slower than slowFactor × the disk's normal (and than slowFloorMs) is a fault. */
+  slowFactor: z.number().min(1.5).max(1000).default(10),
+  slowFloorMs: positiveMs.default(200),
+  /** Faults (failed/slow probes, timeouts, errors on real I/O) are counted over this window. */
+  faultWindowMs: positiveMs.default(60_000),
+  /** This many faults in the window make the disk `suspect` (still used, watched). */
+  faultsToSuspect: z.number().int().positive().default(1),
+  /** This many faults in the window mask it. EIO-class errors and a vanished directory mask at once. */
+  faultsToMask: z.number().int().positive().default(3),
+  /** Good probes in a row before a disk masked by faults (not by the operator) is verified and trusted again. */
+  recoveryProbes: z.number().int().positive().default(3),
+  /** Every blob is re-hashed once per period (a pass starts this long after the previous one started). */
+  scrubPeriodMs: positiveMs.default(7 * 24 * 60 * 60 * 1000),
+  /** Scrub read rate per disk (a throttle: streaming comes first). 0 disables scrubbing. */
+  scrubBytesPerSec: z.number().int().nonnegative().default(16 * 1024 * 1024),
 });
 
 export const trackerSchema = z.strictObject({
@@ -106,6 +128,19 @@ export const trackerSchema = z.strictObject({
   streamerForgetAfterMs: positiveMs.default(60 * 60 * 1000),
   /** Streamers remembered at most (oldest heartbeat forgotten first). */
   streamerRegistryMax: z.number().int().positive().default(1000),
+  // ---- repair bandwidth and disk health (issue 5; README "Disk health") ----
+  /** Repair copy budget for the whole cluster during business hours, bytes/s (rooms come first). */
+  repairClusterBytesPerSec: bytes.default(64 * 1024 ** 2),
+  /** Repair copy budget per node (as source or destination) during business hours, bytes/s. */
+  repairNodeBytesPerSec: bytes.default(32 * 1024 ** 2),
+  /** Budgets inside the maintenance window. */
+  repairMaintenanceClusterBytesPerSec: bytes.default(512 * 1024 ** 2),
+  repairMaintenanceNodeBytesPerSec: bytes.default(256 * 1024 ** 2),
+  /** Maintenance window in the tracker host's local time, 'HH:MM-HH:MM' (may wrap midnight); '' = none. */
+  maintenanceWindow: z.string().regex(/^$|^([01]\d|2[0-3]):[0-5]\d-([01]\d|2[0-3]):[0-5]\d$/, "must be 'HH:MM-HH:MM' or ''").default('04:00-10:00'),
+  /** Streamer read failures on one disk within readFailureWindowMs that make the tracker tell its node to check it. */
+  readFailuresToSuspect: z.number().int().positive().default(3),
+  readFailureWindowMs: positiveMs.default(60_000),
 });
 
 export const securitySchema = z.strictObject({
