@@ -2,7 +2,9 @@
 // a thin layer over these methods, and benchmarks drive them in-process.
 import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import type { ChangeReport, ClusterView, HeartbeatRequest, HeartbeatResponse, InventoryBatch, LocateResponse, ReadFailureReport, SongSummary, StreamerHeartbeat, StreamerInfo } from '../common/contracts.js';
+import type { ChangeReport, ClusterView, DiskOperatorCommand, DiskStatus, DrainProgress, HeartbeatRequest, HeartbeatResponse, InventoryBatch, LocateResponse, ReadFailureReport, SongSummary, StreamerHeartbeat, StreamerInfo } from '../common/contracts.js';
+import { diskStatus } from '../common/contracts.js';
+import { rpc, RpcError } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { Config } from '../config/schema.js';
 import { httpBlobGetter, ManifestFetcher, type BlobGetter } from './catalog/fetcher.js';
@@ -11,7 +13,9 @@ import { openCatalog, type Catalog } from './catalog/store.js';
 import { GcScheduler, httpSendDelete, type SendDelete } from './gc/scheduler.js';
 import { standaloneLeadership, type Leadership } from './leadership.js';
 import { createTrackerMetrics, type TrackerMetrics } from './metrics.js';
+import { PlayScores } from './repair/priority.js';
 import { httpSendFetch, RepairScheduler, type SendFetch } from './repair/scheduler.js';
+import { SuspectDisks } from './streamers/suspect.js';
 import type { PlacementResult } from './topology/placement.js';
 import type { SyncAnswer } from './topology/reports.js';
 import { Topology } from './topology/topology.js';
@@ -33,6 +37,19 @@ export interface CoreOptions {
   sendDelete?: SendDelete;
   /** Size the blob index for this many blobs up front (benchmarks). */
   expectedBlobs?: number;
+  /** The local date of a clock value (maintenance window); default `new Date(ms)`. */
+  dateOf?: (nowMs: number) => Date;
+}
+
+/** An operator command for a node the tracker does not know (HTTP 404). */
+export class UnknownTargetError extends Error {}
+/** The node did not answer or refused (HTTP 502, with the node's words). */
+export class NodeUnreachableError extends Error {}
+
+/** The answer of an operator command: what each disk says now, or why it failed. */
+export interface DiskOperatorAnswer {
+  node: string;
+  disks: Array<{ disk: string; ok: boolean; status?: DiskStatus; error?: string }>;
 }
 
 /** Housekeeping period: drop idle inventory reports (bounded memory). */
@@ -51,6 +68,11 @@ export class TrackerCore {
   readonly streamers: StreamerRegistry;
   /** Replica read failures reported by streamers, per node and disk. */
   readonly readFailures = new ReadFailureCounts();
+  /** Read failures in the current window per disk, and the suspect signals for heartbeat answers. */
+  readonly suspects: SuspectDisks;
+  /** Popularity (play counts) for repair order; persisted in the catalog's SQLite file. */
+  readonly plays: PlayScores;
+  private readonly secret: string;
   private readonly config: Config;
   private readonly log: Logger;
   private readonly rng: () => number;
@@ -63,6 +85,8 @@ export class TrackerCore {
     this.rng = o.rng ?? Math.random;
     this.leadership = o.leadership ?? standaloneLeadership();
     this.log = o.log;
+    this.secret = o.secret;
+    this.suspects = new SuspectDisks(t);
     this.streamers = new StreamerRegistry({ deadAfterMs: t.streamerDeadAfterMs, forgetAfterMs: t.streamerForgetAfterMs, maxEntries: t.streamerRegistryMax });
     if (!o.catalogPath) mkdirSync(o.dataDir, { recursive: true });
     this.catalog = openCatalog(o.catalogPath ?? join(o.dataDir, 'tracker.sqlite'), o.log.child({ part: 'catalog' }));
@@ -72,6 +96,7 @@ export class TrackerCore {
       (blobId) => this.fetcher.note(blobId),
     );
     const index = this.topology.index;
+    this.plays = new PlayScores(this.catalog);
     this.fetcher = new ManifestFetcher(
       this.catalog,
       {
@@ -101,6 +126,12 @@ export class TrackerCore {
       this.now,
       this.rng,
       o.sendFetch ?? httpSendFetch(o.secret),
+      {
+        scores: this.plays,
+        songsOf: (blobId) => this.catalog.songsOfBlob(blobId),
+        onLost: (count) => this.metrics.blobsLostTotal.inc(undefined, count),
+        dateOf: o.dateOf,
+      },
     );
     this.metrics = createTrackerMetrics(() => this);
     this.gc = new GcScheduler(
@@ -138,8 +169,15 @@ export class TrackerCore {
   }
 
   heartbeat(hb: HeartbeatRequest): HeartbeatResponse {
-    const { needFullReport } = this.topology.reports.heartbeat(hb, this.now());
-    return { needFullReport, epoch: this.leadership.epoch, leader: this.leadership.leader };
+    const nowMs = this.now();
+    const { needFullReport } = this.topology.reports.heartbeat(hb, nowMs);
+    const answer: HeartbeatResponse = { needFullReport, epoch: this.leadership.epoch, leader: this.leadership.leader };
+    const suspectDisks = this.suspects.takeFor(hb.nodeId, nowMs);
+    if (suspectDisks.length > 0) {
+      answer.suspectDisks = suspectDisks;
+      this.log.warn('asking a node to check disks streamers cannot read', { node: hb.nodeId, disks: suspectDisks });
+    }
+    return answer;
   }
 
   inventory(batch: InventoryBatch): SyncAnswer {
@@ -164,7 +202,9 @@ export class TrackerCore {
   }
 
   streamerHeartbeat(hb: StreamerHeartbeat): void {
-    this.streamers.heartbeat(hb, this.now());
+    const nowMs = this.now();
+    this.streamers.heartbeat(hb, nowMs);
+    if (hb.plays && hb.plays.length > 0) this.plays.add(hb.plays, nowMs);
   }
 
   listStreamers(): StreamerInfo[] {
@@ -179,6 +219,7 @@ export class TrackerCore {
       return { node: node !== undefined, disk: node?.disks.has(diskId) ?? false };
     });
     this.metrics.readFailures.inc({ ...labels, reason: report.reason });
+    if (labels.disk !== 'unknown') this.suspects.record(report.nodeId, report.diskId, report.reason, this.now());
     this.log.warn('replica read failure reported', {
       blob: report.blobId, node: report.nodeId, disk: report.diskId, reason: report.reason, detail: report.detail, streamer: report.streamerId,
     });
@@ -191,31 +232,80 @@ export class TrackerCore {
     return songs;
   }
 
+  /**
+   * Operator command (`ktv disk …`, `ktv node drain`): forwarded, signed, to the node's
+   * POST /internal/v1/disks/{disk}/operator; `diskId` undefined means every disk of the node.
+   * The node decides and keeps the setting (it must survive a tracker outage); we relay its answer.
+   */
+  async diskOperator(nodeId: string, diskId: string | undefined, command: DiskOperatorCommand): Promise<DiskOperatorAnswer> {
+    const node = this.topology.registry.nodes.get(nodeId);
+    if (!node) throw new UnknownTargetError(`unknown node "${nodeId}"`);
+    if (diskId !== undefined && !node.disks.has(diskId)) throw new UnknownTargetError(`node "${nodeId}" has no disk "${diskId}"`);
+    let diskIds = diskId !== undefined ? [diskId] : [...node.disks.keys()];
+    if (diskIds.length === 0) throw new UnknownTargetError(`node "${nodeId}" reported no disks`);
+    if (diskId === undefined && command.action === 'unmask') {
+      // Node undrain: clear only what a drain set, not a disk the operator masked on purpose
+      // (a node that does not report the setting gets the command for every disk).
+      const disks = [...node.disks.values()];
+      if (disks.some((d) => d.operator !== undefined)) diskIds = disks.filter((d) => d.operator === 'drain').map((d) => d.id);
+      if (diskIds.length === 0) return { node: nodeId, disks: [] };
+    }
+    const answer: DiskOperatorAnswer = { node: nodeId, disks: [] };
+    for (const disk of diskIds) {
+      try {
+        const raw = await rpc(node.url, `/internal/v1/disks/${encodeURIComponent(disk)}/operator`, {
+          method: 'POST', body: command, secret: this.secret, timeoutMs: this.config.rpcTimeoutMs,
+        });
+        const parsed = diskStatus.safeParse(raw);
+        answer.disks.push(parsed.success ? { disk, ok: true, status: parsed.data } : { disk, ok: true });
+      } catch (error) {
+        const e = error as RpcError;
+        const why = e.status === 0 ? `node ${nodeId} unreachable at ${node.url}: ${e.message}` : `node ${nodeId} refused: ${e.message}`;
+        answer.disks.push({ disk, ok: false, error: why });
+      }
+    }
+    this.log.info('operator command forwarded', { node: nodeId, action: command.action, note: command.note, disks: answer.disks.map((d) => ({ disk: d.disk, ok: d.ok, error: d.error })) });
+    if (answer.disks.every((d) => !d.ok)) throw new NodeUnreachableError(answer.disks.map((d) => `${d.disk}: ${d.error}`).join('; '));
+    return answer;
+  }
+
   clusterView(): ClusterView {
     const nowMs = this.now();
     const { registry } = this.topology;
     const stats = this.repair.stats();
+    const drain = this.repair.drainCounts();
+    const repair = this.repair.queueView();
+    const progress = (blobs: number, bytes: number): DrainProgress => ({ remainingBlobs: blobs, remainingBytes: bytes, safeToRemove: blobs === 0 });
+    const ordinals = new Map([...registry.nodes.keys()].map((id, i) => [id, i]));
     return {
       leader: this.leadership.leader,
       epoch: this.leadership.epoch,
       nodes: [...registry.nodes.values()]
         .sort((a, b) => (a.id < b.id ? -1 : 1))
-        .map((n) => ({
-          id: n.id,
-          url: n.url,
-          state: registry.nodeState(n, nowMs),
-          lastHeartbeatAgoMs: Math.max(0, nowMs - n.lastSeenMs),
-          disks: [...n.disks.values()].map((d) => ({
-            id: d.id, state: d.state, reason: d.reason, freeBytes: d.freeBytes, totalBytes: d.totalBytes, blobs: d.blobs,
-          })),
-        })),
+        .map((n) => {
+          const disks = [...n.disks.values()];
+          const ordinal = ordinals.get(n.id)!;
+          const allDraining = disks.length > 0 && disks.every((d) => d.state === 'draining');
+          return {
+            id: n.id,
+            url: n.url,
+            state: registry.nodeState(n, nowMs),
+            lastHeartbeatAgoMs: Math.max(0, nowMs - n.lastSeenMs),
+            disks: disks.map((d) => ({
+              id: d.id, state: d.state, reason: d.reason, freeBytes: d.freeBytes, totalBytes: d.totalBytes, blobs: d.blobs,
+              ...(d.operator !== undefined ? { operator: d.operator } : {}),
+              ...(d.probe ? { probe: d.probe } : {}),
+              ...(d.scrub ? { scrub: d.scrub } : {}),
+              ...(d.verifying ? { verifying: d.verifying } : {}),
+              readFailures: this.suspects.countFor(n.id, d.id, nowMs),
+              ...(d.state === 'draining' ? { drain: progress(drain.diskBlobs[d.location] ?? 0, drain.diskBytes[d.location] ?? 0) } : {}),
+            })),
+            ...(allDraining ? { drain: progress(drain.nodeBlobs[ordinal] ?? 0, drain.nodeBytes[ordinal] ?? 0) } : {}),
+          };
+        }),
       blobs: { total: stats.total, underReplicated: stats.underReplicated, lost: stats.lost, bytes: stats.bytes },
-      repair: {
-        queued: Math.max(0, stats.needRepair - this.repair.inFlightCount),
-        inFlight: this.repair.inFlightCount,
-        done: this.repair.counters.done,
-        failed: this.repair.counters.failed,
-      },
+      repair,
+      lostBlobs: this.repair.lost.list(nowMs, 100),
       songs: this.catalog.songCount,
       gc: this.gc.view(),
       streamers: this.listStreamers(),

@@ -40,10 +40,9 @@ export async function startTracker(opts: TrackerOptions): Promise<TrackerHandle>
   mkdirSync(opts.dataDir, { recursive: true });
   const log = opts.log;
   const core = new TrackerCore({ ...opts.core, config: opts.config, dataDir: opts.dataDir, secret: opts.secret, log });
-  // adminToken: no operator routes on the tracker yet (masking/draining arrive with a later issue).
   let server;
   try {
-    server = await listen(createTrackerApp(core, opts.config, opts.secret, log), opts.host, opts.port);
+    server = await listen(createTrackerApp(core, opts.config, opts.secret, log, opts.adminToken), opts.host, opts.port);
   } catch (error) {
     await core.close();
     throw error;

@@ -15,6 +15,7 @@ export interface TrackerMetrics {
   gcDeletedBlobs: Counter;
   gcDeletedBytes: Counter;
   readFailures: Counter;
+  blobsLostTotal: Counter;
 }
 
 export function createTrackerMetrics(core: () => TrackerCore): TrackerMetrics {
@@ -42,6 +43,16 @@ export function createTrackerMetrics(core: () => TrackerCore): TrackerMetrics {
     [{ result: 'done' }, core().repair.counters.done],
     [{ result: 'failed' }, core().repair.counters.failed],
   ]);
+  m.gauge('tracker_repair_queued_blobs', 'Blobs waiting for a repair copy', () => [[undefined, core().repair.queueView().queued]]);
+  m.gauge('tracker_repair_queued_bytes', 'Bytes of the blobs waiting for a repair copy', () => [[undefined, core().repair.queueView().queuedBytes]]);
+  m.gauge('tracker_repair_rate_bytes_per_second', 'Repair copy throughput over the last minute', () => [[undefined, core().repair.queueView().rateBytesPerSec]]);
+  m.gauge('tracker_repair_copied_bytes', 'Bytes copied by repair since start', () => [[undefined, core().repair.counters.copiedBytes]]);
+  m.gauge('tracker_repair_budget_bytes_per_second', 'Repair bandwidth budget in force, by scope and window', () => {
+    const b = core().repair.queueView().budget;
+    return [[{ scope: 'cluster', window: b.window }, b.clusterBytesPerSec], [{ scope: 'node', window: b.window }, b.nodeBytesPerSec]];
+  });
+  m.gauge('tracker_lost_blobs_listed', 'Lost blobs followed one by one (cluster view lostBlobs)', () => [[undefined, core().repair.lost.size]]);
+  m.gauge('tracker_play_scored_blobs', 'Blobs of the most played songs with a repair priority score', () => [[undefined, core().plays.hotBlobs]]);
   m.gauge('tracker_songs', 'Songs in the catalog (not deleted)', () => [[undefined, core().catalog.songCount]]);
   m.gauge('tracker_manifest_fetches', 'Manifest blob fetches since start, by result', () => {
     const c = core().fetcher.counters;
@@ -64,5 +75,6 @@ export function createTrackerMetrics(core: () => TrackerCore): TrackerMetrics {
     gcDeletedBlobs: m.counter('gc_deleted_blobs_total', 'Orphan data blobs deleted by GC'),
     gcDeletedBytes: m.counter('gc_deleted_bytes_total', 'Disk bytes freed by GC (blob size × copies removed)'),
     readFailures: m.counter('tracker_read_failures_total', 'Replica read failures reported by streamers, by node, disk and reason'),
+    blobsLostTotal: m.counter('tracker_blobs_lost_total', 'Times a blob was found with no readable copy (each logged at error level)'),
   };
 }

@@ -1,11 +1,12 @@
 // The tracker's HTTP layer: parse, authenticate, call the core, answer JSON. No decisions here.
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
-import { changeReport, heartbeatRequest, inventoryBatch, isBlobId, placementRequest, readFailureReport, streamerHeartbeat, type PlacementResponse } from '../common/contracts.js';
-import { createSignatureContext, HttpError, installErrorHandlers, parseOr400, requireSigned, route } from '../common/http.js';
+import { z } from 'zod';
+import { changeReport, diskOperatorCommand, heartbeatRequest, safeId, inventoryBatch, isBlobId, placementRequest, readFailureReport, streamerHeartbeat, type PlacementResponse } from '../common/contracts.js';
+import { createSignatureContext, HttpError, installErrorHandlers, parseOr400, requireAdmin, requireSigned, route } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { Config } from '../config/schema.js';
 import type { SearchParams } from './catalog/search.js';
-import type { TrackerCore } from './core.js';
+import { NodeUnreachableError, UnknownTargetError, type TrackerCore } from './core.js';
 import { TooManyLocationsError } from './topology/registry.js';
 import { ReportTooLargeError, UnknownNodeError } from './topology/reports.js';
 
@@ -13,7 +14,10 @@ const SONG_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** Longest value of the artist/language filters (manifest fields are at most 300 characters). */
 const FILTER_MAX_CHARS = 300;
 
-export function createTrackerApp(core: TrackerCore, config: Config, secret: string, log: Logger): Express {
+/** `ktv node drain|undrain` bodies: only an optional note. */
+const nodeOperatorBody = z.strictObject({ note: z.string().max(200).default('') });
+
+export function createTrackerApp(core: TrackerCore, config: Config, secret: string, log: Logger, adminToken: string): Express {
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -89,6 +93,27 @@ export function createTrackerApp(core: TrackerCore, config: Config, secret: stri
     res.status(202).json({ accepted: true });
   }));
 
+  // ---- operators (trust zone 2: admin token); any tracker forwards, the node decides ----------
+
+  const admin = requireAdmin(adminToken);
+  const adminJson = express.json({ limit: 16 * 1024 });
+
+  app.post('/api/v1/admin/disks/:node/:disk', admin, adminJson, route(async (req, res) => {
+    const node = parseOr400(safeId, req.params.node, 'node id');
+    const disk = parseOr400(safeId, req.params.disk, 'disk id');
+    const command = parseOr400(diskOperatorCommand, req.body ?? {});
+    res.json(await operatorCall(() => core.diskOperator(node, disk, command)));
+  }));
+
+  app.post('/api/v1/admin/nodes/:node/:action', admin, adminJson, route(async (req, res) => {
+    const node = parseOr400(safeId, req.params.node, 'node id');
+    const action = req.params.action;
+    if (action !== 'drain' && action !== 'undrain') throw new HttpError(404, 'node actions are drain and undrain');
+    const { note } = parseOr400(nodeOperatorBody, req.body ?? {});
+    // Undrain is 'unmask' on the node: it clears the operator's setting, whatever it was.
+    res.json(await operatorCall(() => core.diskOperator(node, undefined, { action: action === 'drain' ? 'drain' : 'unmask', note })));
+  }));
+
   // ---- open, read-only (rooms, operators) ----------------------------------------------------
 
   app.get('/api/v1/streamers', (_req, res) => {
@@ -113,6 +138,16 @@ export function createTrackerApp(core: TrackerCore, config: Config, secret: stri
 
   installErrorHandlers(app, log);
   return app;
+}
+
+async function operatorCall<T>(call: () => Promise<T>): Promise<T> {
+  try {
+    return await call();
+  } catch (error) {
+    if (error instanceof UnknownTargetError) throw new HttpError(404, error.message);
+    if (error instanceof NodeUnreachableError) throw new HttpError(502, error.message);
+    throw error;
+  }
 }
 
 function checkBlobId(req: Request, _res: Response, next: NextFunction): void {

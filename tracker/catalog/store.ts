@@ -12,8 +12,17 @@ import type { Logger } from '../../common/log.js';
 import { songKeys } from './keys.js';
 import { SongSearch, type SearchParams } from './search.js';
 
-/** Bump when the schema changes: the cache is dropped and rebuilt rather than migrated. */
-const SCHEMA_VERSION = '3';
+/**
+ * Bump when the schema changes: the cache is dropped and rebuilt rather than migrated. The
+ * `plays` table is NOT part of the cache (no storage node holds play counts), so it is created
+ * apart and never dropped.
+ */
+const SCHEMA_VERSION = '4';
+
+const PLAYS_SCHEMA = `
+CREATE TABLE IF NOT EXISTS plays (song_id TEXT PRIMARY KEY, count INTEGER NOT NULL, last_at INTEGER NOT NULL) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS plays_count ON plays(count DESC);
+`;
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
@@ -21,6 +30,10 @@ CREATE TABLE IF NOT EXISTS manifests (
   blob_id TEXT PRIMARY KEY, song_id TEXT NOT NULL, version INTEGER NOT NULL, json TEXT NOT NULL
 ) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS rejected (blob_id TEXT PRIMARY KEY, reason TEXT NOT NULL) WITHOUT ROWID;
+-- Which songs use a blob (any stored version): rendition blobs, playlist blobs and the manifest
+-- blob itself. For repair priority (popular songs first) and for naming the songs of a lost blob.
+CREATE TABLE IF NOT EXISTS blob_songs (blob_id TEXT NOT NULL, song_id TEXT NOT NULL, PRIMARY KEY (blob_id, song_id)) WITHOUT ROWID;
+CREATE INDEX IF NOT EXISTS blob_songs_song ON blob_songs(song_id);
 CREATE TABLE IF NOT EXISTS songs (
   row INTEGER PRIMARY KEY,
   song_id TEXT NOT NULL UNIQUE,
@@ -49,7 +62,7 @@ CREATE VIRTUAL TABLE IF NOT EXISTS songs_fts USING fts5(
 `;
 
 const DROP = `
-DROP TABLE IF EXISTS songs_fts; DROP TABLE IF EXISTS songs; DROP TABLE IF EXISTS rejected;
+DROP TABLE IF EXISTS songs_fts; DROP TABLE IF EXISTS songs; DROP TABLE IF EXISTS rejected; DROP TABLE IF EXISTS blob_songs;
 DROP TABLE IF EXISTS manifests; DROP TABLE IF EXISTS meta;
 `;
 
@@ -79,6 +92,12 @@ export class Catalog {
     ftsInsert: Database.Statement;
     manifestOfSong: Database.Statement;
     liveManifestsAfter: Database.Statement;
+    insertBlobSong: Database.Statement;
+    songsOfBlob: Database.Statement;
+    blobsOfSong: Database.Statement;
+    addPlays: Database.Statement;
+    playsOf: Database.Statement;
+    topPlayed: Database.Statement;
   };
 
   /** `path` is `${dataDir}/tracker.sqlite`, or ':memory:' in tests. */
@@ -90,6 +109,7 @@ export class Catalog {
     const version = this.readSchemaVersion();
     if (version !== undefined && version !== SCHEMA_VERSION) this.db.exec(DROP);
     this.db.exec(SCHEMA);
+    this.db.exec(PLAYS_SCHEMA);
     this.db.prepare('INSERT OR REPLACE INTO meta (key, value) VALUES (?, ?)').run('schema', SCHEMA_VERSION);
     this.stmt = {
       insertManifest: this.db.prepare('INSERT OR IGNORE INTO manifests (blob_id, song_id, version, json) VALUES (?, ?, ?, ?)'),
@@ -109,6 +129,13 @@ export class Catalog {
       manifestOfSong: this.db.prepare('SELECT m.json AS json FROM songs s JOIN manifests m ON m.blob_id = s.blob_id WHERE s.song_id = ? AND s.deleted = 0'),
       liveManifestsAfter: this.db.prepare(`SELECT s.row AS row, m.json AS json FROM songs s JOIN manifests m ON m.blob_id = s.blob_id
         WHERE s.deleted = 0 AND s.row > ? ORDER BY s.row LIMIT ?`),
+      insertBlobSong: this.db.prepare('INSERT OR IGNORE INTO blob_songs (blob_id, song_id) VALUES (?, ?)'),
+      songsOfBlob: this.db.prepare('SELECT song_id FROM blob_songs WHERE blob_id = ? ORDER BY song_id LIMIT ?').pluck(),
+      blobsOfSong: this.db.prepare('SELECT blob_id FROM blob_songs WHERE song_id = ?').pluck(),
+      addPlays: this.db.prepare(`INSERT INTO plays (song_id, count, last_at) VALUES (?, ?, ?)
+        ON CONFLICT(song_id) DO UPDATE SET count = count + excluded.count, last_at = excluded.last_at`),
+      playsOf: this.db.prepare('SELECT count FROM plays WHERE song_id = ?').pluck(),
+      topPlayed: this.db.prepare('SELECT song_id AS songId, count FROM plays ORDER BY count DESC LIMIT ?'),
     };
     for (const r of this.db.prepare('SELECT blob_id FROM manifests UNION ALL SELECT blob_id FROM rejected').pluck().iterate()) {
       this.knownBlobs.add(r as string);
@@ -145,6 +172,11 @@ export class Catalog {
     return this.db.transaction((): UpsertResult => {
       this.stmt.insertManifest.run(blobId, m.id, m.version, jsonText);
       this.knownBlobs.add(blobId);
+      this.stmt.insertBlobSong.run(blobId, m.id);
+      for (const r of m.renditions) {
+        this.stmt.insertBlobSong.run(r.blob, m.id);
+        if (r.playlistBlob) this.stmt.insertBlobSong.run(r.playlistBlob, m.id);
+      }
       const current = this.stmt.songBySongId.get(m.id) as SongRow | undefined;
       if (current && (current.version > m.version || (current.version === m.version && current.blob_id >= blobId))) {
         return 'superseded';
@@ -191,6 +223,35 @@ export class Catalog {
    */
   liveManifestsAfter(afterRow: number, limit: number): Array<{ row: number; json: string }> {
     return this.stmt.liveManifestsAfter.all(afterRow, limit) as Array<{ row: number; json: string }>;
+  }
+
+  // ---- play counts (streamers count master playlist requests; repair order, 热门) -------------
+
+  /** Adds plays in one transaction: [songId, count] pairs, as a streamer heartbeat carries them. */
+  addPlays(plays: ReadonlyArray<readonly [string, number]>, nowMs: number): void {
+    if (plays.length === 0) return;
+    this.db.transaction(() => {
+      for (const [songId, count] of plays) this.stmt.addPlays.run(songId, count, Math.floor(nowMs));
+    })();
+  }
+
+  playsOf(songId: string): number {
+    return (this.stmt.playsOf.get(songId) as number | undefined) ?? 0;
+  }
+
+  /** The most played songs, most first. */
+  topPlayed(limit: number): Array<{ songId: string; count: number }> {
+    return this.stmt.topPlayed.all(limit) as Array<{ songId: string; count: number }>;
+  }
+
+  /** Songs whose manifests (any stored version) use this blob, or whose manifest it is; sorted, at most `limit`. */
+  songsOfBlob(blobId: string, limit = 20): string[] {
+    return this.stmt.songsOfBlob.all(blobId, limit) as string[];
+  }
+
+  /** Blobs a song's stored manifests use (renditions, playlists, the manifest blobs). */
+  blobsOfSong(songId: string): string[] {
+    return this.stmt.blobsOfSong.all(songId) as string[];
   }
 
   search(params: SearchParams): SongSummary[] {

@@ -41,20 +41,46 @@ export interface ScanStats {
   lost: number;
   waiting: number;
   needRepair: number;
+  /** Bytes of the blobs that need a copy now (one copy each). */
+  needRepairBytes: number;
+}
+
+/** Per location and per node: blobs that still lack their full count of live copies elsewhere. */
+export interface DrainCounts {
+  /** Indexed by location. Only locations flagged in `draining` are counted. */
+  diskBlobs: Float64Array;
+  diskBytes: Float64Array;
+  /** Indexed by node ordinal (see locationCodes); a blob on two draining disks of a node counts once. */
+  nodeBlobs: Float64Array;
+  nodeBytes: Float64Array;
 }
 
 export interface ScanResult {
   stats: ScanStats;
   /** Slots to repair, fewest live copies first; at most `maxCandidates`. */
   candidates: number[];
+  /** Live copies of each candidate (parallel to `candidates`). */
+  candidateLive: number[];
+  /** Slots with no readable copy (at most `maxLost`). */
+  lostSlots: number[];
+  drain: DrainCounts;
   /** When the first under-replicated blob left waiting for its youth turns old (Infinity: none). */
   validUntilMs: number;
 }
 
-/** Per-location replica status codes and node ordinals, computed once per scan. */
-export function locationCodes(registry: Registry, nowMs: number, graceMs: number): { codes: Uint8Array; nodeOf: Int32Array } {
+export interface LocationCodes {
+  codes: Uint8Array;
+  nodeOf: Int32Array;
+  /** 1 for a disk in state `draining` (whatever its node's state): drain progress is counted there. */
+  draining: Uint8Array;
+  nodeCount: number;
+}
+
+/** Per-location replica status codes and node ordinals (registry order), computed once per scan. */
+export function locationCodes(registry: Registry, nowMs: number, graceMs: number): LocationCodes {
   const codes = new Uint8Array(registry.locationLimit); // 0 = missing (also unknown locations)
   const nodeOf = new Int32Array(registry.locationLimit).fill(-1);
+  const draining = new Uint8Array(registry.locationLimit);
   let ordinal = 0;
   for (const node of registry.nodes.values()) {
     const state = registry.nodeState(node, nowMs);
@@ -62,10 +88,11 @@ export function locationCodes(registry: Registry, nowMs: number, graceMs: number
     for (const disk of node.disks.values()) {
       codes[disk.location] = REPLICA_STATUS_CODE[replicaStatus(state, deadMs, disk.state, graceMs)];
       nodeOf[disk.location] = ordinal;
+      if (disk.state === 'draining') draining[disk.location] = 1;
     }
     ordinal++;
   }
-  return { codes, nodeOf };
+  return { codes, nodeOf, draining, nodeCount: ordinal };
 }
 
 export interface ScanOptions {
@@ -73,17 +100,32 @@ export interface ScanOptions {
   maxCandidates: number;
   nowMs: number;
   newBlobGraceMs: number;
+  /** Lost slots collected at most (the count in stats is exact). Default 1000. */
+  maxLost?: number;
+  /** From locationCodes: draining disks (drain progress) and the number of node ordinals. */
+  draining?: Uint8Array;
+  nodeCount?: number;
 }
 
 export function scanIndex(index: BlobIndex, codes: Uint8Array, nodeOf: Int32Array, o: ScanOptions): ScanResult {
+  const draining = o.draining ?? new Uint8Array(codes.length);
+  const nodeCount = o.nodeCount ?? nodeOf.reduce((m, v) => Math.max(m, v + 1), 0);
   const { replicas, maxCandidates } = o;
+  const maxLost = o.maxLost ?? 1000;
   const youngAfterMs = o.nowMs - o.newBlobGraceMs;
   let validUntilMs = Infinity;
-  const stats: ScanStats = { total: index.size, bytes: index.totalBytes, underReplicated: 0, lost: 0, waiting: 0, needRepair: 0 };
+  const stats: ScanStats = { total: index.size, bytes: index.totalBytes, underReplicated: 0, lost: 0, waiting: 0, needRepair: 0, needRepairBytes: 0 };
   const buckets: number[][] = Array.from({ length: replicas }, () => []);
+  const lostSlots: number[] = [];
+  const drain: DrainCounts = {
+    diskBlobs: new Float64Array(codes.length), diskBytes: new Float64Array(codes.length),
+    nodeBlobs: new Float64Array(nodeCount), nodeBytes: new Float64Array(nodeCount),
+  };
+  const anyDraining = draining.includes(1);
+  const drainNodes = new Int32Array(256);
   const liveNodes = new Int32Array(256);
   const { live: LIVE, readableOnly: READABLE_ONLY, waiting: WAITING } = REPLICA_STATUS_CODE;
-  const { slotLimit, kinds, counts, replicas: inline, overflow, addedAtMs } = index.scanView();
+  const { slotLimit, kinds, counts, replicas: inline, overflow, addedAtMs, sizes } = index.scanView();
   for (let slot = 0; slot < slotLimit; slot++) {
     if (kinds[slot] === SCAN_KIND_FREE) continue;
     const n = counts[slot]!;
@@ -110,15 +152,46 @@ export function scanIndex(index: BlobIndex, codes: Uint8Array, nodeOf: Int32Arra
     if (young) validUntilMs = Math.min(validUntilMs, addedAtMs[slot]! + o.newBlobGraceMs);
     const v = judgeBlob({ live, readable, waiting }, replicas, young);
     if (v.underReplicated) stats.underReplicated++;
-    if (v.lost) stats.lost++;
+    if (v.lost) {
+      stats.lost++;
+      if (lostSlots.length < maxLost) lostSlots.push(slot);
+    }
     if (v.waiting) stats.waiting++;
     if (v.needsRepair) {
       stats.needRepair++;
+      stats.needRepairBytes += sizes[slot]!;
       const bucket = buckets[live]!;
       if (bucket.length < maxCandidates) bucket.push(slot);
     }
+    // Drain progress: a copy on a draining disk still needed, because the blob lacks live copies elsewhere.
+    if (anyDraining) {
+      let nodesSeen = 0;
+      for (let i = 0; i < n; i++) {
+        const loc = i < SCAN_INLINE_REPLICAS ? inline[base + i]! : extra![i - SCAN_INLINE_REPLICAS]!;
+        if (draining[loc] !== 1) continue;
+        drain.diskBlobs[loc]!++;
+        drain.diskBytes[loc]! += sizes[slot]!;
+        const node = nodeOf[loc]!;
+        if (node < 0) continue;
+        let seen = false;
+        for (let j = 0; j < nodesSeen; j++) if (drainNodes[j] === node) seen = true;
+        if (seen) continue;
+        drainNodes[nodesSeen++] = node;
+        drain.nodeBlobs[node]!++;
+        drain.nodeBytes[node]! += sizes[slot]!;
+      }
+    }
   }
-  return { stats, candidates: buckets.flat().slice(0, maxCandidates), validUntilMs };
+  const candidateLive: number[] = [];
+  const candidates: number[] = [];
+  for (let live = 0; live < buckets.length && candidates.length < maxCandidates; live++) {
+    for (const slot of buckets[live]!) {
+      if (candidates.length >= maxCandidates) break;
+      candidates.push(slot);
+      candidateLive.push(live);
+    }
+  }
+  return { stats, candidates, candidateLive, lostSlots, drain, validUntilMs };
 }
 
 /** Exponential backoff for a blob whose copy failed `attempts` times, capped. */

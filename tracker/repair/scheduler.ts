@@ -1,25 +1,37 @@
 // Repair scheduler: every repairIntervalMs, find under-replicated blobs and ask a destination
 // node to pull a copy from a live replica (node-to-node, verified by hash on the destination).
 //
-// Simple case for now (a later issue adds masking priorities, popularity and bandwidth budgets):
-// fewest live copies first, at most repairMaxConcurrent copies in flight, failed copies retried
-// with capped exponential backoff. Over-replicated extras (a node coming back after its blobs
-// were re-copied) are NOT deleted yet: deleting is the one irreversible step, and doing it safely
-// needs the epoch fencing and the masking rules of that later issue. Extras cost disk, not data.
+// Order (priority.ts): fewest live copies first, then manifests, then the blobs of the most
+// played songs. A masked disk's copies count as missing at once and a dead node's after
+// repairGraceMs (liveness.ts), so both simply show up here as under-replicated blobs.
+// Pace (budget.ts): a copy starts only when the cluster bucket and the buckets of its source and
+// destination nodes allow it; the budget is low in business hours and high in the maintenance
+// window. The queue is strict: when the cluster budget says no, nothing behind it starts either
+// (a large blob waits for a full bucket instead of being starved by small ones).
+// At most repairMaxConcurrent copies in flight; failed copies retried with capped backoff.
+//
+// Over-replicated extras (a node coming back after its blobs were re-copied, a drained disk the
+// operator has not pulled yet) are NOT deleted: deleting is the one irreversible step, and doing
+// it safely needs the HA fencing of a later issue. Extras cost disk, not data.
 import { z } from 'zod';
 import { safeId, type FetchCommand } from '../../common/contracts.js';
 import { rpc } from '../../common/http.js';
 import type { Logger } from '../../common/log.js';
+import { trackerSchema } from '../../config/schema.js';
 import type { Leadership } from '../leadership.js';
 import { isReadableReplica } from '../topology/locate.js';
 import type { Topology } from '../topology/topology.js';
-import { locationCodes, retryDelayMs, scanIndex, type ScanResult, type ScanStats } from './scan.js';
+import { RateMeter, RepairBudget, type BudgetSettings, type BudgetView } from './budget.js';
+import { LostBlobs } from './lost.js';
+import { orderRepairQueue, type PlayScores, type RepairItem } from './priority.js';
+import { locationCodes, retryDelayMs, scanIndex, type DrainCounts, type ScanResult, type ScanStats } from './scan.js';
 
 const GIB = 1024 ** 3;
 /** Most blobs whose retry state is remembered; the oldest are forgotten first (they get rescanned). */
 const MAX_RETRY_ENTRIES = 100_000;
 
-export interface RepairSettings {
+/** Budget settings are optional here (older callers, unit tests): the config defaults apply. */
+export interface RepairSettings extends Partial<BudgetSettings> {
   replicas: number;
   repairIntervalMs: number;
   repairGraceMs: number;
@@ -43,18 +55,49 @@ export type SendFetch = (destUrl: string, blobId: string, command: FetchCommand,
 export interface RepairCounters {
   done: number;
   failed: number;
+  /** Bytes copied since start. */
+  copiedBytes: number;
 }
+
+/** Optional collaborators: popularity, the songs of a blob (for lost-blob logs), lost-blob events. */
+export interface RepairHooks {
+  scores?: PlayScores;
+  songsOf?: (blobId: string) => string[];
+  onLost?: (count: number) => void;
+  /** The local date of a clock value (the maintenance window); tests pass a fixed zone. */
+  dateOf?: (nowMs: number) => Date;
+}
+
+export interface RepairQueueView {
+  queued: number;
+  inFlight: number;
+  done: number;
+  failed: number;
+  queuedBytes: number;
+  rateBytesPerSec: number;
+  etaS: number | null;
+  budget: BudgetView;
+  copiedBytes: number;
+}
+
+/** Lost blobs followed one by one (and listed, up to 100, in the cluster view). */
+const MAX_LOST_TRACKED = 1000;
 
 export class RepairScheduler {
   private timer: NodeJS.Timeout | undefined;
   private readonly startedAtMs: number;
-  private readonly inFlight = new Map<string, string>(); // blob id → destination node id
+  private readonly inFlight = new Map<string, { dest: string; sizeBytes: number }>(); // blob id → copy
   private readonly retries = new Map<string, { attempts: number; nextAtMs: number }>();
   /** The last scan and what it depended on: rescanning 1M blobs costs ~11 ms of event loop. */
   private cached:
-    | { stats: ScanStats; candidates: number[]; validUntilMs: number; maxCandidates: number; indexVersion: number; codes: Uint8Array; nodeOf: Int32Array }
+    | (ScanResult & { maxCandidates: number; indexVersion: number; codes: Uint8Array; nodeOf: Int32Array; draining: Uint8Array })
     | undefined;
-  readonly counters: RepairCounters = { done: 0, failed: 0 };
+  /** The cached scan's candidates in priority order, and what that order depended on. */
+  private ordered: { scan: ScanResult; scoresVersion: number; items: RepairItem[] } | undefined;
+  readonly counters: RepairCounters = { done: 0, failed: 0, copiedBytes: 0 };
+  readonly budget: RepairBudget;
+  readonly lost = new LostBlobs(MAX_LOST_TRACKED);
+  private readonly rate = new RateMeter();
   private lastSkipLogMs = 0;
 
   constructor(
@@ -65,8 +108,21 @@ export class RepairScheduler {
     private readonly now: () => number,
     private readonly rng: () => number,
     private readonly sendFetch: SendFetch,
+    private readonly hooks: RepairHooks = {},
   ) {
     this.startedAtMs = now();
+    const d = trackerSchema.parse({});
+    this.budget = new RepairBudget(
+      {
+        repairClusterBytesPerSec: settings.repairClusterBytesPerSec ?? d.repairClusterBytesPerSec,
+        repairNodeBytesPerSec: settings.repairNodeBytesPerSec ?? d.repairNodeBytesPerSec,
+        repairMaintenanceClusterBytesPerSec: settings.repairMaintenanceClusterBytesPerSec ?? d.repairMaintenanceClusterBytesPerSec,
+        repairMaintenanceNodeBytesPerSec: settings.repairMaintenanceNodeBytesPerSec ?? d.repairMaintenanceNodeBytesPerSec,
+        maintenanceWindow: settings.maintenanceWindow ?? d.maintenanceWindow,
+      },
+      this.startedAtMs,
+      hooks.dateOf,
+    );
   }
 
   start(): void {
@@ -88,16 +144,74 @@ export class RepairScheduler {
     return this.scan(this.now(), 0).stats;
   }
 
-  /** One round: scan, then start copies up to the concurrency limit. Public for tests and benches. */
+  /** Drain progress per location and node ordinal, from the same (cached) scan. */
+  drainCounts(): DrainCounts {
+    return this.scan(this.now(), 0).drain;
+  }
+
+  /** The repair queue for the cluster view and metrics. */
+  queueView(): RepairQueueView {
+    const nowMs = this.now();
+    const stats = this.scan(nowMs, 0).stats;
+    let inFlightBytes = 0;
+    for (const c of this.inFlight.values()) inFlightBytes += c.sizeBytes;
+    const queuedBytes = Math.max(0, stats.needRepairBytes - inFlightBytes);
+    const budget = this.budget.view(nowMs);
+    const rateBytesPerSec = Math.round(this.rate.rate(nowMs));
+    const speed = rateBytesPerSec > 0 ? rateBytesPerSec : budget.clusterBytesPerSec;
+    return {
+      queued: Math.max(0, stats.needRepair - this.inFlight.size),
+      inFlight: this.inFlight.size,
+      done: this.counters.done,
+      failed: this.counters.failed,
+      queuedBytes,
+      rateBytesPerSec,
+      etaS: queuedBytes > 0 && speed > 0 ? Math.ceil(queuedBytes / speed) : null,
+      budget,
+      copiedBytes: this.counters.copiedBytes,
+    };
+  }
+
+  /** The current queue in priority order (at most repairQueueMax). For tests and the view. */
+  queue(): RepairItem[] {
+    return this.orderedQueue(this.scan(this.now(), this.settings.repairQueueMax));
+  }
+
+  /** One round: scan, then start copies in priority order within the budget and the concurrency limit. Public for tests and benches. */
   tick(): void {
     const nowMs = this.now();
-    const { candidates } = this.scan(nowMs, this.settings.repairQueueMax);
+    this.hooks.scores?.refresh(nowMs);
+    const scan = this.scan(nowMs, this.settings.repairQueueMax);
     if (!this.leadership.leader) return; // only the active tracker mutates (DESIGN.md HA)
     if (!this.mayRepair(nowMs)) return;
-    for (const slot of candidates) {
+    if (scan.candidates.length === 0 && this.inFlight.size === 0) return;
+    this.rate.busy(nowMs);
+    const { index } = this.topology;
+    for (const item of this.orderedQueue(scan)) {
       if (this.inFlight.size >= this.settings.repairMaxConcurrent) break;
-      this.tryStart(slot, nowMs);
+      // Strict order: when the cluster budget refuses this blob, nothing behind it starts.
+      if (!this.budget.clusterAllows(index.sizeOf(item.slot), nowMs)) break;
+      this.tryStart(item.slot, nowMs);
     }
+  }
+
+  private orderedQueue(scan: ScanResult): RepairItem[] {
+    const scores = this.hooks.scores;
+    const scoresVersion = scores?.version ?? 0;
+    const o = this.ordered;
+    if (o && o.scan === scan && o.scoresVersion === scoresVersion) return o.items;
+    const { index } = this.topology;
+    const withScores = scores !== undefined && scores.hotBlobs > 0;
+    // idOf allocates a string: only when some blob has a score at all (≤ repairQueueMax of them).
+    const items = scan.candidates.map((slot, i): RepairItem => ({
+      slot,
+      live: scan.candidateLive[i]!,
+      manifest: index.isManifest(slot),
+      score: withScores ? scores.scoreOf(index.idOf(slot)) : 0,
+    }));
+    orderRepairQueue(items);
+    this.ordered = { scan, scoresVersion, items };
+    return items;
   }
 
   /**
@@ -126,15 +240,42 @@ export class RepairScheduler {
    */
   private scan(nowMs: number, maxCandidates: number): ScanResult {
     const { registry, index } = this.topology;
-    const { codes, nodeOf } = locationCodes(registry, nowMs, this.settings.repairGraceMs);
+    const { codes, nodeOf, draining, nodeCount } = locationCodes(registry, nowMs, this.settings.repairGraceMs);
     const c = this.cached;
     // Besides those, time matters only when a young blob ages out of its grace (validUntilMs).
-    if (c && nowMs < c.validUntilMs && c.indexVersion === index.version && c.maxCandidates >= maxCandidates && sameArray(c.codes, codes) && sameArray(c.nodeOf, nodeOf)) {
+    if (
+      c && nowMs < c.validUntilMs && c.indexVersion === index.version && c.maxCandidates >= maxCandidates &&
+      sameArray(c.codes, codes) && sameArray(c.nodeOf, nodeOf) && sameArray(c.draining, draining)
+    ) {
       return c;
     }
-    const result = scanIndex(index, codes, nodeOf, { replicas: this.settings.replicas, maxCandidates, nowMs, newBlobGraceMs: this.settings.repairNewBlobGraceMs });
-    this.cached = { ...result, maxCandidates, indexVersion: index.version, codes, nodeOf };
-    return result;
+    // Keep the queue's depth when only the view asks (maxCandidates 0) so the next tick reuses this scan.
+    const depth = Math.max(maxCandidates, c?.maxCandidates ?? 0);
+    const result = scanIndex(index, codes, nodeOf, {
+      replicas: this.settings.replicas, maxCandidates: depth, nowMs, newBlobGraceMs: this.settings.repairNewBlobGraceMs,
+      maxLost: MAX_LOST_TRACKED, draining, nodeCount,
+    });
+    this.cached = { ...result, maxCandidates: depth, indexVersion: index.version, codes, nodeOf, draining };
+    this.noteLost(result, nowMs);
+    return this.cached;
+  }
+
+  /** Lost blobs: loud once when lost, quiet again when a copy reappears (lost.ts). */
+  private noteLost(result: ScanResult, nowMs: number): void {
+    const { index } = this.topology;
+    const current = result.lostSlots.map((slot) => ({ id: index.idOf(slot), sizeBytes: index.sizeOf(slot), kind: index.kindOf(slot) }));
+    const songsOf = this.hooks.songsOf ?? (() => []);
+    const events = this.lost.update(current, result.stats.lost, nowMs, songsOf);
+    for (const l of events.lost) {
+      this.log.error('BLOB LOST: no readable copy on any node', { blob: l.id, kind: l.kind, sizeBytes: l.sizeBytes, songs: l.songs });
+    }
+    if (events.lost.length > 0) this.hooks.onLost?.(events.lost.length);
+    if (events.untracked > 0 && events.lost.length > 0) {
+      this.log.error('more blobs lost than are listed one by one', { lost: result.stats.lost, listed: this.lost.size });
+    }
+    for (const r of events.recovered) {
+      this.log.info('lost blob readable again', { blob: r.id, songs: r.songs, lostForMs: nowMs - r.sinceMs });
+    }
   }
 
   private tryStart(slot: number, nowMs: number): void {
@@ -143,14 +284,28 @@ export class RepairScheduler {
     if (this.inFlight.has(id)) return;
     const retry = this.retries.get(id);
     if (retry && retry.nextAtMs > nowMs) return;
+    const sizeBytes = index.sizeOf(slot);
     const replicas = this.topology.replicasOfSlot(slot, nowMs);
-    const sources = [...new Set(replicas.filter(isReadableReplica).map((r) => r.url))];
-    if (sources.length === 0) return;
+    const readable = replicas.filter(isReadableReplica);
+    if (readable.length === 0) return;
+    // The source the destination tries first is the one charged: the best-ranked with budget left.
+    const source = readable.find((r) => this.budget.nodeAllows(r.nodeId, sizeBytes, nowMs));
+    if (!source) return; // every source node is at its budget: a later round
+    const sources = [...new Set([source.url, ...readable.map((r) => r.url)])];
     // Every node that holds a copy, dead or alive, is excluded: a dead one may come back with it.
     const holders = new Set(replicas.map((r) => r.nodeId));
-    const sizeBytes = index.sizeOf(slot);
-    const placed = this.topology.place(sizeBytes, 1, holders, nowMs, this.rng);
+    // So is every node at its budget (as a destination it would be charged too).
+    const excluded = new Set(holders);
+    let overBudget = 0;
+    for (const node of this.topology.registry.nodes.values()) {
+      if (!holders.has(node.id) && !this.budget.nodeAllows(node.id, sizeBytes, nowMs)) {
+        excluded.add(node.id);
+        overBudget++;
+      }
+    }
+    const placed = this.topology.place(sizeBytes, 1, excluded, nowMs, this.rng);
     if (!placed.ok) {
+      if (overBudget > 0) return; // a destination may have budget again next round
       if (nowMs - this.lastSkipLogMs > 10_000) {
         this.lastSkipLogMs = nowMs;
         this.log.warn('repair has no destination', { blob: id, reason: placed.reason });
@@ -161,10 +316,13 @@ export class RepairScheduler {
     const kind = index.kindOf(slot);
     const command: FetchCommand = { sources: sources.slice(0, 16), size: sizeBytes, kind, disk: dest.diskId, epoch: this.leadership.epoch };
     const timeoutMs = Math.ceil(this.settings.rpcTimeoutMs + this.settings.copyTimeoutMsPerGiB * (1 + sizeBytes / GIB));
-    this.inFlight.set(id, dest.nodeId);
+    this.inFlight.set(id, { dest: dest.nodeId, sizeBytes });
+    this.budget.charge(source.nodeId, dest.nodeId, sizeBytes, nowMs);
     this.sendFetch(dest.url, id, command, timeoutMs).then(
       (answer) => {
         this.counters.done++;
+        this.counters.copiedBytes += sizeBytes;
+        this.rate.add(sizeBytes, this.now());
         this.retries.delete(id);
         // The destination verified and stored it (2xx). Record it now, on the disk the node says
         // it used, so the next round does not copy it again; the node's change report confirms.

@@ -34,6 +34,7 @@ export interface ScanView {
   overflow: ReadonlyMap<number, readonly number[]>;
   /** When each blob entered the index. */
   addedAtMs: Float64Array;
+  sizes: Float64Array;
 }
 
 export const SCAN_INLINE_REPLICAS = INLINE_REPLICAS;
@@ -187,7 +188,7 @@ export class BlobIndex {
    * a million blobs; per-replica method calls cost ~5x more). Valid until the next mutation.
    */
   scanView(): ScanView {
-    return { slotLimit: this.highWater, kinds: this.kinds, counts: this.counts, replicas: this.replicas, overflow: this.overflow, addedAtMs: this.addedAtMs };
+    return { slotLimit: this.highWater, kinds: this.kinds, counts: this.counts, replicas: this.replicas, overflow: this.overflow, addedAtMs: this.addedAtMs, sizes: this.sizes };
   }
 
   // ---- slot accessors (for scans; `slot` must be in use) --------------------------------------

@@ -1,6 +1,6 @@
 // Node + disk registry. Each (node, disk) pair is interned once as a small integer "location",
 // which is what the blob index stores per replica (2 bytes instead of two strings).
-import type { DiskState, DiskStatus, HeartbeatRequest, NodeState } from '../../common/contracts.js';
+import type { DiskOperatorSetting, DiskProbeStatus, DiskScrubStatus, DiskState, DiskStatus, HeartbeatRequest, NodeState } from '../../common/contracts.js';
 import { MAX_LOCATION } from './blobIndex.js';
 import { deadForMs, nodeStateAt } from './liveness.js';
 
@@ -13,6 +13,11 @@ export interface DiskRecord {
   totalBytes: number;
   usedBytes: number;
   blobs: number;
+  /** As the node last reported them (optional: older nodes do not send them). */
+  operator?: DiskOperatorSetting;
+  probe?: DiskProbeStatus;
+  scrub?: DiskScrubStatus;
+  verifying?: { checked: number; total: number };
 }
 
 export interface NodeRecord {
@@ -110,5 +115,9 @@ export class Registry {
     disk.totalBytes = status.totalBytes;
     disk.usedBytes = status.usedBytes;
     disk.blobs = status.blobs;
+    disk.operator = status.operator;
+    disk.probe = status.probe;
+    disk.scrub = status.scrub;
+    disk.verifying = status.verifying;
   }
 }
