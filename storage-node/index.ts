@@ -116,6 +116,7 @@ export async function startStorageNode(opts: StorageNodeOptions): Promise<Storag
       rpcTimeoutMs: config.rpcTimeoutMs,
       log,
       onEpoch: (epoch) => fence.observe(epoch),
+      onSuspectDisks: (reports) => store.suspectReported(reports),
     });
     reporters.push(reporter);
     reporter.start();

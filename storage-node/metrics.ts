@@ -22,6 +22,15 @@ export function createNodeMetrics(): NodeMetrics {
   const corruptReads = registry.counter('storage_corrupt_reads_total', 'Reads that found a corrupt replica (quarantined)');
   const hashMismatches = registry.counter('storage_hash_mismatches_total', 'Writes refused because the bytes did not hash to their id');
   const copies = registry.counter('storage_copies_total', 'Replica copies run for the tracker, by result');
+  const probes = registry.counter('storage_disk_probes_total', 'Disk health probes by result (ok, slow, failed, hung)');
+  const faults = registry.counter('storage_disk_faults_total', 'Disk faults by kind (timeout, slow-op, io-error, gone, probe-failed, slow-probe, probe-hung, suspect-report)');
+  const scrubBytes = registry.counter('storage_scrub_bytes_total', 'Bytes re-hashed by the scrubber');
+  const scrubCorrupt = registry.counter('storage_scrub_corrupt_total', 'Corrupt replicas found by the scrubber or a returning disk\'s verification (quarantined)');
+  const recoveries = registry.counter('storage_disk_recoveries_total', 'Masked disks verified and trusted again, or whose verification was cut short, by result');
+  registry.gauge('storage_disk_probe_normal_ms', 'Normal probe duration per disk (median of recent good probes)', () => disks().map((d) => [{ disk: d.id }, d.probe?.normalMs ?? 0]));
+  registry.gauge('storage_disk_recent_faults', 'Faults inside the fault window per disk', () => disks().map((d) => [{ disk: d.id }, d.probe?.recentFaults ?? 0]));
+  registry.gauge('storage_disk_verifying_checked', 'Blobs verified so far on a returning disk', () => disks().filter((d) => d.verifying).map((d) => [{ disk: d.id }, d.verifying!.checked]));
+  registry.gauge('storage_disk_verifying_total', 'Blobs to verify on a returning disk', () => disks().filter((d) => d.verifying).map((d) => [{ disk: d.id }, d.verifying!.total]));
   registry.gauge('storage_disk_blobs', 'Blobs per disk', () => disks().map((d) => [{ disk: d.id }, d.blobs]));
   registry.gauge('storage_disk_used_bytes', 'Blob bytes per disk', () => disks().map((d) => [{ disk: d.id }, d.usedBytes]));
   registry.gauge('storage_disk_free_bytes', 'Free bytes per disk', () => disks().map((d) => [{ disk: d.id }, d.freeBytes]));
@@ -33,6 +42,11 @@ export function createNodeMetrics(): NodeMetrics {
       bytesWritten: (disk, bytes) => writtenBytes.inc({ disk }, bytes),
       corruptRead: (disk) => corruptReads.inc({ disk }),
       hashMismatch: () => hashMismatches.inc(),
+      probe: (disk, result) => probes.inc({ disk, result }),
+      fault: (disk, kind) => faults.inc({ disk, kind }),
+      scrubBytes: (disk, bytes) => scrubBytes.inc({ disk }, bytes),
+      scrubCorrupt: (disk) => scrubCorrupt.inc({ disk }),
+      recovered: (disk, result) => recoveries.inc({ disk, result }),
     },
     request: (route, method, status) => requests.inc({ route, method, status: String(status) }),
     copy: (result) => copies.inc({ result }),

@@ -4,6 +4,7 @@ import express, { type Express, type Request, type Response } from 'express';
 import {
   BLOB_KINDS,
   deleteCommand,
+  diskOperatorCommand,
   fetchCommand,
   HEADER_EPOCH,
   HEADER_KIND,
@@ -230,6 +231,21 @@ export function createApp(deps: ServerDeps): Express {
       } catch (error) {
         throw asHttp(error);
       }
+    }),
+  );
+
+  // The operator's drain|mask|unmask of one disk (the tracker relays `ktv disk …`).
+  app.post(
+    '/internal/v1/disks/:disk/operator',
+    signedJson,
+    route(async (req, res) => {
+      const diskId = req.params.disk;
+      const disk = typeof diskId === 'string' && ID_RE.test(diskId) ? store.diskById(diskId) : undefined;
+      if (!disk) throw new HttpError(404, `disk ${String(diskId).slice(0, 80)} is not on this node`);
+      const command = parseOr400(diskOperatorCommand, req.signedJson);
+      const { status, persisted } = await store.operatorCommand(disk, command.action, command.note);
+      if (!persisted) res.setHeader('x-ktv-warning', 'setting not saved on the disk; it holds until the node restarts');
+      res.json(status);
     }),
   );
 

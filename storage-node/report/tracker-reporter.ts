@@ -6,7 +6,7 @@
 // a full inventory consistent with sequence S and every change after S, in order. Changes are
 // held back while a full report is in flight and those up to S dropped when it starts; any
 // doubt (a failed push, a full buffer, a tracker asking) is settled with a new full report.
-import type { ChangeReport, DiskStatus, HeartbeatRequest, InventoryBatch } from '../../common/contracts.js';
+import type { ChangeReport, DiskStatus, HeartbeatRequest, HeartbeatResponse, InventoryBatch } from '../../common/contracts.js';
 import { heartbeatResponse } from '../../common/contracts.js';
 import { rpc } from '../../common/http.js';
 import { randomId } from '../../common/ids.js';
@@ -40,6 +40,8 @@ export interface ReporterOptions {
   log: Logger;
   /** Every epoch a tracker answers with (fencing: the node refuses lower ones). */
   onEpoch: (epoch: number) => void;
+  /** Disks the tracker says streamers failed to read from (the node probes them). */
+  onSuspectDisks?: (reports: NonNullable<HeartbeatResponse['suspectDisks']>) => void;
 }
 
 export interface ReporterStatus {
@@ -136,6 +138,7 @@ export class TrackerReporter implements ChangeListener {
       this.options.onEpoch(parsed.data.epoch);
       this.state.leader = parsed.data.leader;
       this.markOk();
+      if (parsed.data.suspectDisks && parsed.data.suspectDisks.length > 0) this.options.onSuspectDisks?.(parsed.data.suspectDisks);
       if (parsed.data.needFullReport) this.needFull = true;
       if (this.needFull && !this.reporting && !this.stopped) this.track(this.fullReport());
     } catch (error) {

@@ -1,9 +1,10 @@
 // The blob store: a node's disks, its inventory and its change log, and the operations on blobs
-// (verified write, verified read, delete, quarantine). It knows nothing about HTTP.
-import { rename, unlink } from 'node:fs/promises';
-import { resolve as resolvePath, join } from 'node:path';
+// (verified write, verified read, delete, quarantine), plus each disk's health loop (probes,
+// recovery with verification, scrubbing, the operator's setting). It knows nothing about HTTP.
+import { unlink } from 'node:fs/promises';
+import { resolve as resolvePath } from 'node:path';
 import type { Readable } from 'node:stream';
-import { BLOB_KINDS, type BlobKind, type DiskStatus } from '../../common/contracts.js';
+import { BLOB_KINDS, type BlobKind, type DiskOperatorAction, type DiskStatus } from '../../common/contracts.js';
 import { randomId } from '../../common/ids.js';
 import type { Logger } from '../../common/log.js';
 import type { StorageNodeConfig } from '../../config/schema.js';
@@ -11,14 +12,16 @@ import { ChangeLog } from './change-log.js';
 import { rankDisksForWrite } from './choose-disk.js';
 import { withDeadline } from './deadline.js';
 import { prepareDiskDir, removeStaleTemps, resolveNodeId, writeDiskMeta, type DiskMeta } from './disk-meta.js';
-import { classifyIoError, isReadable } from './disk-state.js';
-import { Disk, type DiskLimits } from './disk.js';
+import { classifyIoError, isReadable, recoveryDue, recoveryIntact } from './disk-state.js';
+import { Disk, type DiskLimits, type ProbeResult } from './disk.js';
 import { StoreError } from './errors.js';
 import { Inventory, type InventoryEntry } from './inventory.js';
-import { blobPath, quarantineDir, sumsPath } from './layout.js';
+import { blobPath, sumsPath } from './layout.js';
 import { Lru } from './lru.js';
 import { BlobReader } from './read.js';
 import { scanDisk } from './scan.js';
+import { Scrubber } from './scrub.js';
+import { moveToQuarantine, verifyBlobFile } from './verify.js';
 import { commitStaged, discard, drainBody, openStaging, receiveBody, type Staging } from './write.js';
 
 /** Counters the store feeds (the HTTP layer exports them as metrics). */
@@ -27,9 +30,27 @@ export interface StoreHooks {
   bytesWritten(diskId: string, bytes: number): void;
   corruptRead(diskId: string): void;
   hashMismatch(): void;
+  probe(diskId: string, result: ProbeResult): void;
+  fault(diskId: string, kind: string): void;
+  scrubBytes(diskId: string, bytes: number): void;
+  scrubCorrupt(diskId: string): void;
+  recovered(diskId: string, result: 'trusted' | 'aborted'): void;
 }
 
-const NO_HOOKS: StoreHooks = { bytesRead: () => {}, bytesWritten: () => {}, corruptRead: () => {}, hashMismatch: () => {} };
+const NO_HOOKS: StoreHooks = {
+  bytesRead: () => {},
+  bytesWritten: () => {},
+  corruptRead: () => {},
+  hashMismatch: () => {},
+  probe: () => {},
+  fault: () => {},
+  scrubBytes: () => {},
+  scrubCorrupt: () => {},
+  recovered: () => {},
+};
+
+/** Suspect reports from trackers count one fault per disk per this (see suspectReported). */
+const SUSPECT_REPORT_EVERY_MS_MIN = 1000;
 
 export interface BlobStoreOptions {
   config: StorageNodeConfig;
@@ -66,6 +87,13 @@ export class BlobStore {
   private readonly refreshing = new Set<Disk>();
   /** Blob → the disk its last corrupt copy was on: a repair copy should land elsewhere. */
   private readonly quarantinedOn = new Lru<string, string>(10_000);
+  /** Each disk's meta file content (the operator setting is persisted in it). */
+  private readonly metas = new Map<string, DiskMeta>();
+  private readonly probing = new Set<Disk>();
+  private readonly recovering = new Map<Disk, Promise<void>>();
+  private readonly scrubbers = new Map<Disk, Scrubber>();
+  private readonly lastSuspectMs = new Map<string, number>();
+  private closed = false;
 
   private constructor(
     readonly nodeId: string,
@@ -85,7 +113,18 @@ export class BlobStore {
     const twice = roots.find((r, i) => roots.indexOf(r) !== i);
     if (twice) throw new Error(`disk ${twice} is given twice`);
 
-    const limits: DiskLimits = { opTimeoutMs: config.diskOpTimeoutMs, freeFloorBytes: config.diskFreeFloorBytes };
+    const limits: DiskLimits = {
+      opTimeoutMs: config.diskOpTimeoutMs,
+      freeFloorBytes: config.diskFreeFloorBytes,
+      probeTimeoutMs: config.probeTimeoutMs,
+      probeBytes: config.probeBytes,
+      faultWindowMs: config.faultWindowMs,
+      faultsToSuspect: config.faultsToSuspect,
+      faultsToMask: config.faultsToMask,
+      recoveryProbes: config.recoveryProbes,
+      slowFactor: config.slowFactor,
+      slowFloorMs: config.slowFloorMs,
+    };
     const bare = { op: <T>(what: string, work: () => Promise<T>, o?: { onLate?: (v: T) => void }) => withDeadline(work(), limits.opTimeoutMs, what, o?.onLate) };
     const prepared = await Promise.all(
       roots.map(async (root) => {
@@ -107,7 +146,7 @@ export class BlobStore {
     for (const [i, p] of prepared.entries()) {
       if ('error' in p && p.error) {
         const disk = new Disk(`unavailable-${i + 1}`, p.root, limits);
-        disk.markFault('EIO', `cannot open ${p.root}: ${p.error.message}`);
+        disk.markFault('EIO', `cannot open ${p.root}: ${p.error.message}`, 'start');
         log.error('disk unusable at start; masked', { root: p.root, error: p.error.message });
         disks.push(disk);
         continue;
@@ -115,21 +154,24 @@ export class BlobStore {
       const diskId = p.meta?.diskId ?? randomId('d');
       if (seenIds.has(diskId)) {
         const disk = new Disk(`duplicate-${i + 1}`, p.root, limits);
-        disk.markFault('EEXIST', `disk id ${diskId} is already used by another disk of this node (a copied disk?)`);
+        disk.markFault('EEXIST', `disk id ${diskId} is already used by another disk of this node (a copied disk?)`, 'start');
         disks.push(disk);
         continue;
       }
       seenIds.add(diskId);
       const disk = new Disk(diskId, p.root, limits);
+      // The operator's mask or drain was kept on the disk: it holds across restarts.
+      if (p.meta?.operator && p.meta.operator.setting !== 'none') disk.restoreOperator(p.meta.operator.setting, p.meta.operator.note);
       disks.push(disk);
       toInit.push({ disk, meta: p.meta });
     }
+    const metaById = new Map<string, DiskMeta>();
     await Promise.all(
       toInit.map(async ({ disk, meta }) => {
         try {
-          if (!meta || meta.nodeId !== nodeId) {
-            await writeDiskMeta(disk, disk.root, { diskId: disk.id, nodeId, createdAt: meta?.createdAt ?? new Date().toISOString() });
-          }
+          const want: DiskMeta = { ...meta, diskId: disk.id, nodeId, createdAt: meta?.createdAt ?? new Date().toISOString() };
+          metaById.set(disk.id, want);
+          if (!meta || meta.nodeId !== nodeId) await writeDiskMeta(disk, disk.root, want);
           // Nothing is being written yet: every temp file is left over from a previous run.
           const removed = await removeStaleTemps(disk, disk.root, 0, new Set());
           if (removed > 0) log.info('removed stale temp files', { disk: disk.id, removed });
@@ -141,8 +183,39 @@ export class BlobStore {
     );
 
     const store = new BlobStore(nodeId, disks, config, log, options.hooks ?? NO_HOOKS);
+    for (const [id, meta] of metaById) store.metas.set(id, meta);
     await store.scanAll();
-    for (const disk of disks) disk.onStateChange = (d, from, to) => store.diskChanged(d, from, to);
+    for (const disk of disks) {
+      disk.events = {
+        stateChanged: (d, from, to) => store.diskChanged(d, from, to),
+        probed: (d, result) => store.hooks.probe(d.id, result),
+        fault: (d, kind) => store.hooks.fault(d.id, kind),
+      };
+      const scrubber = new Scrubber(
+        {
+          disk,
+          periodMs: config.scrubPeriodMs,
+          bytesPerSec: config.scrubBytesPerSec,
+          chunkBytes: config.verifyChunkBytes,
+          readBufferBytes: config.readBufferBytes,
+          retryMs: config.probeIntervalMs,
+          maxTracked: 2_000_000,
+          blobsOnDisk: () => [...store.inventory.entries()].filter(([, e]) => e.diskId === disk.id),
+          holds: (id) => store.inventory.get(id)?.diskId === disk.id,
+          corrupt: async (id, _kind, reason) => {
+            store.hooks.scrubCorrupt(disk.id);
+            await store.quarantine(id, disk, reason);
+          },
+          missing: (id) => store.forgetMissing(id, disk),
+          onBytes: (bytes) => store.hooks.scrubBytes(disk.id, bytes),
+          log,
+        },
+        // The first pass waits a little: start-up (scan, reports) comes first.
+        Math.min(config.scrubPeriodMs, Math.max(config.probeIntervalMs, 1000)),
+      );
+      disk.scrubStatus = () => scrubber.status();
+      store.scrubbers.set(disk, scrubber);
+    }
     return store;
   }
 
@@ -169,7 +242,8 @@ export class BlobStore {
   /** A masked disk serves nothing: its blobs leave the inventory and the trackers get a full report. */
   private diskChanged(disk: Disk, from: string, to: string): void {
     const v = disk.verdict();
-    this.log[to === 'healthy' ? 'info' : 'warn']('disk state changed', { disk: disk.id, from, to, reason: v.reason });
+    const level = to === 'masked' ? 'error' : to === 'healthy' ? 'info' : 'warn';
+    this.log[level]('disk state changed', { disk: disk.id, from, to, reason: v.reason });
     if (to !== 'masked') return;
     const dropped = this.inventory.removeDisk(disk.id);
     if (dropped > 0) this.changes.reset();
@@ -293,16 +367,17 @@ export class BlobStore {
     this.log.error('corrupt replica quarantined', { blob: id, disk: disk.id, reason });
     this.quarantinedOn.set(id, disk.id);
     this.changes.record('remove', disk.id, id, removed.sizeBytes, removed.kind);
-    const stamp = Date.now();
-    const moves: Array<[string, string]> = [
-      [blobPath(disk.root, removed.kind, id), join(quarantineDir(disk.root), `${id}.${stamp}`)],
-      [sumsPath(disk.root, removed.kind, id), join(quarantineDir(disk.root), `${id}.${stamp}.sums`)],
-    ];
-    for (const [from, to] of moves) {
-      await disk.op('quarantine', () => rename(from, to)).catch((error: unknown) => {
-        this.log.warn('could not move a corrupt file to quarantine', { from, error: (error as Error).message });
-      });
-    }
+    await moveToQuarantine(disk, removed.kind, id, (from, error) => {
+      this.log.warn('could not move a corrupt file to quarantine', { from, error: error.message });
+    });
+  }
+
+  /** A blob file that vanished from a disk that is otherwise fine: forget it (the tracker repairs it). */
+  private forgetMissing(id: string, disk: Disk): void {
+    const removed = this.inventory.remove(id, disk.id);
+    if (!removed) return;
+    this.log.warn('blob file missing; removed from the inventory', { blob: id, disk: disk.id });
+    this.changes.record('remove', disk.id, id, removed.sizeBytes, removed.kind);
   }
 
   // ---- delete ---------------------------------------------------------------------------------
@@ -336,11 +411,17 @@ export class BlobStore {
 
   // ---- housekeeping ---------------------------------------------------------------------------
 
-  /** Periodic disk checks and temp-file sweeps. */
+  /** Periodic disk checks, health probes, scrubbing and temp-file sweeps. */
   startHousekeeping(): void {
     const check = setInterval(() => {
       for (const disk of this.disks) void this.refreshOnce(disk);
     }, this.config.diskCheckIntervalMs);
+    const probe = setInterval(() => {
+      for (const disk of this.disks) void this.probeOnce(disk);
+    }, this.config.probeIntervalMs);
+    probe.unref();
+    this.timers.push(probe);
+    for (const scrubber of this.scrubbers.values()) scrubber.start();
     const sweepEveryMs = Math.max(10_000, Math.floor(this.config.tempFileMaxAgeMs / 2));
     const sweep = setInterval(() => {
       for (const disk of this.disks) {
@@ -354,8 +435,8 @@ export class BlobStore {
   }
 
   private async refreshOnce(disk: Disk): Promise<void> {
-    // A masked disk stays masked until restart; a hung check is not stacked on by the next one.
-    if (disk.state === 'masked' || this.refreshing.has(disk)) return;
+    // A hung check is not stacked on by the next one; a gone disk is the probe's to watch.
+    if (!disk.obs.present || !disk.probeable || this.refreshing.has(disk)) return;
     this.refreshing.add(disk);
     try {
       await disk.refresh();
@@ -364,9 +445,143 @@ export class BlobStore {
     }
   }
 
+  /** One probe of one disk (the Disk refuses to stack them), then recovery when it is due. */
+  private async probeOnce(disk: Disk): Promise<void> {
+    if (this.closed || this.probing.has(disk)) {
+      // The previous call is still waiting on its deadline; Disk.probe counts a hang itself.
+      if (!this.closed) await disk.probe();
+      return;
+    }
+    this.probing.add(disk);
+    try {
+      await disk.probe();
+    } finally {
+      this.probing.delete(disk);
+    }
+    this.maybeRecover(disk);
+  }
+
+  private maybeRecover(disk: Disk): void {
+    if (this.closed || this.recovering.has(disk) || !recoveryDue(disk.obs, disk.healthParams)) return;
+    const run = this.recover(disk)
+      .catch((error: unknown) => this.log.error('disk recovery failed', { disk: disk.id, error: (error as Error).message }))
+      .finally(() => this.recovering.delete(disk));
+    this.recovering.set(disk, run);
+  }
+
+  /**
+   * A masked disk passed recoveryProbes probes in a row: re-hash every blob on it against its id
+   * (corrupt ones quarantined), then put the good ones back in the inventory and trust the disk.
+   * Nothing is served from it before that. Unthrottled, one blob at a time: the disk serves
+   * nothing meanwhile, and the sooner it is back the fewer repair copies are needed.
+   */
+  private async recover(disk: Disk): Promise<void> {
+    const params = disk.healthParams;
+    const startedMs = Date.now();
+    this.log.info('disk answers probes again; verifying its blobs before trusting it', { disk: disk.id });
+    disk.setVerifying({ checked: 0, total: 0 });
+    const found: Array<{ id: string; sizeBytes: number; kind: BlobKind }> = [];
+    let intact = true;
+    try {
+      await scanDisk(disk, this.config.scanConcurrency, (id, sizeBytes, kind) => found.push({ id, sizeBytes, kind }));
+      disk.setVerifying({ checked: 0, total: found.length });
+      const good: typeof found = [];
+      let corrupt = 0;
+      for (const [i, blob] of found.entries()) {
+        if (this.closed || !recoveryIntact(disk.obs, params)) {
+          intact = false;
+          break;
+        }
+        const r = await verifyBlobFile(disk, blob.kind, blob.id, {
+          chunkBytes: this.config.verifyChunkBytes,
+          readBufferBytes: this.config.readBufferBytes,
+          shouldStop: () => this.closed || !recoveryIntact(disk.obs, params),
+        });
+        if (r.kind === 'aborted') {
+          intact = false;
+          break;
+        }
+        if (r.kind === 'ok') good.push({ ...blob, sizeBytes: r.sizeBytes });
+        if (r.kind === 'corrupt') {
+          corrupt += 1;
+          this.hooks.scrubCorrupt(disk.id);
+          this.log.error('corrupt replica found while verifying a returning disk; quarantined', { disk: disk.id, blob: blob.id, reason: r.reason });
+          this.quarantinedOn.set(blob.id, disk.id);
+          await moveToQuarantine(disk, blob.kind, blob.id, (from, error) => this.log.warn('could not move a corrupt file to quarantine', { from, error: error.message }));
+        }
+        disk.setVerifying({ checked: i + 1, total: found.length });
+      }
+      if (!intact || !recoveryIntact(disk.obs, params)) {
+        this.log.warn('disk faulted again while being verified; stays masked', { disk: disk.id, reason: disk.verdict().reason });
+        this.hooks.recovered(disk.id, 'aborted');
+        return;
+      }
+      await disk.refresh();
+      let duplicates = 0;
+      for (const b of good) if (!this.inventory.add(b.id, { diskId: disk.id, sizeBytes: b.sizeBytes, kind: b.kind })) duplicates += 1;
+      disk.setVerifying(undefined);
+      disk.trust();
+      // Thousands of adds at once: one full report to every tracker instead.
+      this.changes.reset();
+      this.hooks.recovered(disk.id, 'trusted');
+      this.log.info('disk verified and trusted again', { disk: disk.id, blobs: good.length, corrupt, duplicates, tookMs: Date.now() - startedMs, state: disk.state });
+    } catch (error) {
+      this.log.warn('disk failed while being verified; stays masked', { disk: disk.id, error: (error as Error).message });
+      this.hooks.recovered(disk.id, 'aborted');
+    } finally {
+      disk.setVerifying(undefined);
+    }
+  }
+
+  /**
+   * Trackers say streamers failed to read from these disks: probe each at once and count one
+   * fault per disk, at most once per probe interval, however many trackers or failures report it
+   * (a streamer's failures may be the network's; the disk's own probes decide the rest).
+   */
+  suspectReported(reports: ReadonlyArray<{ disk: string; failures: number; reason: string }>): void {
+    const nowMs = Date.now();
+    const everyMs = Math.max(SUSPECT_REPORT_EVERY_MS_MIN, this.config.probeIntervalMs);
+    for (const r of reports) {
+      const disk = this.diskById(r.disk);
+      if (!disk || !isReadable(disk.state)) continue;
+      if (nowMs - (this.lastSuspectMs.get(disk.id) ?? -Infinity) < everyMs) continue;
+      this.lastSuspectMs.set(disk.id, nowMs);
+      this.log.warn('a tracker reports read failures on a disk; probing it', { disk: disk.id, failures: r.failures, reason: r.reason });
+      disk.noteSuspectReport(`streamers: ${r.failures} read failure(s)${r.reason ? `: ${r.reason}` : ''}`);
+      void this.probeOnce(disk);
+    }
+  }
+
+  /**
+   * The operator's drain|mask|unmask, persisted in the disk's meta file so it survives a restart.
+   * A disk that cannot be written is still switched in memory (masking a dying disk must work);
+   * the answer says whether the setting was saved.
+   */
+  async operatorCommand(disk: Disk, action: DiskOperatorAction, note: string): Promise<{ status: DiskStatus; persisted: boolean }> {
+    disk.applyOperator(action, note);
+    this.log.warn('operator command applied', { disk: disk.id, action, note, state: disk.state });
+    const meta = this.metas.get(disk.id);
+    let persisted = false;
+    if (meta) {
+      const next: DiskMeta = { ...meta, operator: { setting: disk.operator, note: disk.obs.operatorNote ?? '', at: new Date().toISOString() } };
+      try {
+        await writeDiskMeta(disk, disk.root, next);
+        this.metas.set(disk.id, next);
+        persisted = true;
+      } catch (error) {
+        this.log.error('could not save the operator setting on the disk; it holds until restart', { disk: disk.id, error: (error as Error).message });
+      }
+    }
+    if (action === 'unmask') void this.probeOnce(disk);
+    const c = this.inventory.countsFor(disk.id);
+    return { status: disk.status(c.blobs, c.bytes), persisted };
+  }
+
   close(): void {
+    this.closed = true;
     for (const t of this.timers) clearInterval(t);
     this.timers.length = 0;
+    for (const s of this.scrubbers.values()) void s.stop();
   }
 
   /** Runs `fn` after every earlier call for the same blob has settled (write vs delete races). */

@@ -10,7 +10,7 @@ export interface DiskChoice {
 
 /**
  * Disks to try, best first: the requested disk when it can take the blob (the tracker chose it
- * for placement), then the other writable disks by most free space. A disk that would drop under
+ * for placement), then the other writable disks, healthy before suspect, by most free space. A disk that would drop under
  * the free-space floor with this blob is left out. A disk to avoid (it just held a corrupt copy
  * of this very blob) goes last: still better than no copy, but the worst place for a new one.
  * Empty: nowhere to write (507).
@@ -23,7 +23,9 @@ export function rankDisksForWrite(
   avoidId?: string,
 ): string[] {
   const fits = disks.filter((d) => isWritable(d.state) && d.freeBytes - sizeBytes >= freeFloorBytes);
-  fits.sort((a, b) => b.freeBytes - a.freeBytes || a.id.localeCompare(b.id));
+  // Healthy before suspect (a suspect disk still takes writes, as a last resort), then by room.
+  const rank = (d: DiskChoice): number => (d.state === 'suspect' ? 1 : 0);
+  fits.sort((a, b) => rank(a) - rank(b) || b.freeBytes - a.freeBytes || a.id.localeCompare(b.id));
   const requested = fits.find((d) => d.id === requestedId);
   const ordered = requested ? [requested, ...fits.filter((d) => d !== requested)] : fits;
   const avoided = ordered.filter((d) => d.id === avoidId);

@@ -4,13 +4,15 @@
 import { mkdir, open, readFile, readdir, rename, stat, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { z } from 'zod';
-import { safeId } from '../../common/contracts.js';
+import { DISK_OPERATOR_SETTINGS, safeId } from '../../common/contracts.js';
 import { randomId } from '../../common/ids.js';
 import { closeQuietly } from './deadline.js';
 import type { Disk } from './disk.js';
 import { KIND_DIRS, META_FILE, quarantineDir, tmpDir } from './layout.js';
 
-export const diskMetaSchema = z.object({ diskId: safeId, nodeId: safeId, createdAt: z.string().max(64) });
+/** The operator's setting lives on the disk itself, so it follows the disk and survives restarts. */
+export const diskOperatorMeta = z.object({ setting: z.enum(DISK_OPERATOR_SETTINGS), note: z.string().max(200), at: z.string().max(64) });
+export const diskMetaSchema = z.object({ diskId: safeId, nodeId: safeId, createdAt: z.string().max(64), operator: diskOperatorMeta.optional() });
 export type DiskMeta = z.infer<typeof diskMetaSchema>;
 
 /** The node id: the one given, else the one the disks already carry, else a new one. */

@@ -50,7 +50,8 @@ export class BlobReader {
         await deps.onCorrupt(`size on disk ${info.size} differs from the ${entry.sizeBytes} bytes written`);
         throw corrupt(id, disk);
       }
-      return new BlobReader(id, entry, disk, fh, `${id}:${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}`, deps);
+      // ctime too: any write to the file (or a utimes that puts the mtime back) changes it.
+      return new BlobReader(id, entry, disk, fh, `${id}:${info.dev}:${info.ino}:${info.size}:${info.mtimeMs}:${info.ctimeMs}`, deps);
     } catch (error) {
       closeQuietly(fh);
       throw error;
