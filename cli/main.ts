@@ -7,7 +7,11 @@ const USAGE = `usage: ktv <command> [options]
   tracker --port P --data DIR           one tracker
   storage-node --port P --tracker URL --disk DIR [--disk DIR …] [--id ID]
                                         one storage node, one --disk per disk
-  status --tracker URL [--json]         the cluster at a glance
+  status --tracker URL [--json]         the cluster at a glance (exit 1 while a blob is lost)
+  disk drain|mask|unmask NODE DISK --tracker URL [--note TEXT]
+                                        operator command for one disk (KTV_ADMIN_TOKEN)
+  node drain|undrain NODE --tracker URL [--note TEXT]
+                                        the same for every disk of a node
   ingest FILE --tracker URL --title T --artist A --language L
          [--genre G] [--vocal-track N --backing-track M] [--vocal-channel left|right]
                                         one song; prints {"id": …}
@@ -30,6 +34,10 @@ async function main(argv: string[]): Promise<number> {
       return (await import('./roles.js')).runStorageNode(rest);
     case 'status':
       return (await import('./status.js')).runStatus(rest);
+    case 'disk':
+      return (await import('./disk.js')).runDisk(rest);
+    case 'node':
+      return (await import('./disk.js')).runNode(rest);
     case 'up':
       return (await import('./up.js')).runUp(rest);
     case 'ingest':

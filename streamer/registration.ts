@@ -1,6 +1,12 @@
 // Tells every tracker this streamer exists (signed POST /internal/v1/streamers/heartbeat every
 // heartbeatIntervalMs), each tracker on its own timer so a dead one never delays the others.
 // Rooms read the list from GET /api/v1/streamers and fail over between streamers by themselves.
+//
+// Plays: the HLS server calls countPlay() for every master playlist GET; each heartbeat carries
+// the plays counted since that tracker last answered (`plays`, [songId, count]), the same delta
+// to every tracker, each tracker's pending counts cleared only by its own answer. Bounded: at
+// most MAX_PENDING_SONGS distinct songs wait per tracker (the contract's limit); plays of further
+// songs while a tracker is unreachable are dropped and counted (popularity is a hint, not money).
 import type { StreamerHeartbeat } from '../common/contracts.js';
 import { rpc } from '../common/http.js';
 import type { Logger } from '../common/log.js';
@@ -14,7 +20,58 @@ export interface RegistrationOptions {
   log: Logger;
 }
 
+/** Distinct songs whose plays wait for one tracker's answer (contract: plays has at most 10,000). */
+export const MAX_PENDING_SONGS = 10_000;
+
+/** Plays waiting for one tracker, with a bound. */
+export class PendingPlays {
+  private readonly counts = new Map<string, number>();
+  dropped = 0;
+
+  add(songId: string, count = 1): void {
+    const known = this.counts.get(songId);
+    if (known === undefined && this.counts.size >= MAX_PENDING_SONGS) {
+      this.dropped += count;
+      return;
+    }
+    this.counts.set(songId, (known ?? 0) + count);
+  }
+
+  /** What a heartbeat carries now. */
+  snapshot(): Array<[string, number]> {
+    return [...this.counts];
+  }
+
+  /** The tracker answered: forget what it was sent (plays counted meanwhile stay). */
+  acknowledge(sent: ReadonlyArray<readonly [string, number]>): void {
+    for (const [songId, count] of sent) {
+      const left = (this.counts.get(songId) ?? 0) - count;
+      if (left > 0) this.counts.set(songId, left);
+      else this.counts.delete(songId);
+    }
+  }
+
+  get size(): number {
+    return this.counts.size;
+  }
+}
+
+/**
+ * The registrations of this process. The HTTP handler and the registration are wired only by
+ * this module (the server knows its local port; a registration knows its URL): with several
+ * streamers in one process (tests), a play goes to the one whose URL has the request's port, or
+ * to all when none matches (a public URL behind a proxy).
+ */
+const active = new Set<Registration>();
+
+/** A room started a song (GET master.m3u8). `localPort`: the port the request came in on. */
+export function countPlay(songId: string, localPort?: number): void {
+  const matching = [...active].filter((r) => localPort !== undefined && r.port() === localPort);
+  for (const r of matching.length > 0 ? matching : active) r.countPlay(songId);
+}
+
 export class Registration {
+  private readonly pending = new Map<string, PendingPlays>();
   private readonly timers: NodeJS.Timeout[] = [];
   private readonly inFlight = new Set<Promise<void>>();
   private readonly failing = new Set<string>();
@@ -22,7 +79,28 @@ export class Registration {
 
   constructor(private readonly options: RegistrationOptions) {}
 
+  /** The port of this streamer's URL (undefined when it has none). */
+  port(): number | undefined {
+    try {
+      const u = new URL(this.options.body().url);
+      return Number(u.port || (u.protocol === 'https:' ? 443 : 80));
+    } catch {
+      return undefined;
+    }
+  }
+
+  countPlay(songId: string): void {
+    for (const p of this.pending.values()) p.add(songId);
+  }
+
+  /** Plays waiting per tracker (health, tests). */
+  pendingPlays(): Record<string, { songs: number; dropped: number }> {
+    return Object.fromEntries([...this.pending].map(([url, p]) => [url, { songs: p.size, dropped: p.dropped }]));
+  }
+
   start(): void {
+    active.add(this);
+    for (const url of this.options.trackers) this.pending.set(url, new PendingPlays());
     for (const url of this.options.trackers) {
       let busy = false;
       const beat = (): void => {
@@ -43,17 +121,22 @@ export class Registration {
 
   async stop(): Promise<void> {
     this.stopped = true;
+    active.delete(this);
     for (const t of this.timers) clearInterval(t);
     await Promise.all([...this.inFlight]);
   }
 
   private async send(url: string): Promise<void> {
+    const pending = this.pending.get(url);
+    const plays = pending?.snapshot() ?? [];
+    const body: StreamerHeartbeat = plays.length > 0 ? { ...this.options.body(), plays } : this.options.body();
     try {
       await rpc(url, '/internal/v1/streamers/heartbeat', {
-        body: this.options.body(),
+        body,
         secret: this.options.secret,
         timeoutMs: Math.min(this.options.timeoutMs, this.options.intervalMs),
       });
+      pending?.acknowledge(plays);
       if (this.failing.delete(url)) this.options.log.info('registered with the tracker again', { tracker: url });
     } catch (error) {
       // Logged once per outage, not once per heartbeat.

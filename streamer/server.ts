@@ -13,6 +13,7 @@ import type { StreamerConfig } from '../config/schema.js';
 import { parseRange } from '../storage-node/range.js';
 import { RangeCache } from './cache/range-cache.js';
 import type { StreamerMetrics } from './metrics.js';
+import { countPlay } from './registration.js';
 import { canonicalSearch, type CatalogProxy } from './resolve/catalog.js';
 import type { LocationResolver } from './resolve/locations.js';
 import type { ManifestResolver } from './resolve/manifests.js';
@@ -139,7 +140,11 @@ async function dispatch(deps: StreamerDeps, req: IncomingMessage, res: ServerRes
     route.name = name === 'master.m3u8' ? 'master' : name.endsWith('.m3u8') ? 'playlist' : 'media';
     const answer = await deps.manifests.get(songId);
     if (!answer.found) throw new HttpError(404, 'unknown song');
-    if (route.name === 'master') return serveMaster(answer.manifest, req, res, head);
+    if (route.name === 'master') {
+      // A room starting the song (a 304 replay too): play counts steer repair order (registration.ts).
+      if (!head) countPlay(songId, req.socket.localPort);
+      return serveMaster(answer.manifest, req, res, head);
+    }
     if (route.name === 'playlist') return servePlaylist(deps, answer.manifest, name, req, res, head);
     return serveMedia(deps, answer.manifest, name, req, res, head);
   }

@@ -41,8 +41,6 @@ export interface ScanStats {
   lost: number;
   waiting: number;
   needRepair: number;
-  /** Bytes of the blobs that need a copy now (one copy each). */
-  needRepairBytes: number;
 }
 
 /** Per location and per node: blobs that still lack their full count of live copies elsewhere. */
@@ -57,6 +55,8 @@ export interface DrainCounts {
 
 export interface ScanResult {
   stats: ScanStats;
+  /** Bytes of the blobs that need a copy now (one copy each). */
+  needRepairBytes: number;
   /** Slots to repair, fewest live copies first; at most `maxCandidates`. */
   candidates: number[];
   /** Live copies of each candidate (parallel to `candidates`). */
@@ -114,7 +114,8 @@ export function scanIndex(index: BlobIndex, codes: Uint8Array, nodeOf: Int32Arra
   const maxLost = o.maxLost ?? 1000;
   const youngAfterMs = o.nowMs - o.newBlobGraceMs;
   let validUntilMs = Infinity;
-  const stats: ScanStats = { total: index.size, bytes: index.totalBytes, underReplicated: 0, lost: 0, waiting: 0, needRepair: 0, needRepairBytes: 0 };
+  const stats: ScanStats = { total: index.size, bytes: index.totalBytes, underReplicated: 0, lost: 0, waiting: 0, needRepair: 0 };
+  let needRepairBytes = 0;
   const buckets: number[][] = Array.from({ length: replicas }, () => []);
   const lostSlots: number[] = [];
   const drain: DrainCounts = {
@@ -159,7 +160,7 @@ export function scanIndex(index: BlobIndex, codes: Uint8Array, nodeOf: Int32Arra
     if (v.waiting) stats.waiting++;
     if (v.needsRepair) {
       stats.needRepair++;
-      stats.needRepairBytes += sizes[slot]!;
+      needRepairBytes += sizes[slot]!;
       const bucket = buckets[live]!;
       if (bucket.length < maxCandidates) bucket.push(slot);
     }
@@ -191,7 +192,7 @@ export function scanIndex(index: BlobIndex, codes: Uint8Array, nodeOf: Int32Arra
       candidateLive.push(live);
     }
   }
-  return { stats, candidates, candidateLive, lostSlots, drain, validUntilMs };
+  return { stats, needRepairBytes, candidates, candidateLive, lostSlots, drain, validUntilMs };
 }
 
 /** Exponential backoff for a blob whose copy failed `attempts` times, capped. */

@@ -152,10 +152,10 @@ export class RepairScheduler {
   /** The repair queue for the cluster view and metrics. */
   queueView(): RepairQueueView {
     const nowMs = this.now();
-    const stats = this.scan(nowMs, 0).stats;
+    const { stats, needRepairBytes } = this.scan(nowMs, 0);
     let inFlightBytes = 0;
     for (const c of this.inFlight.values()) inFlightBytes += c.sizeBytes;
-    const queuedBytes = Math.max(0, stats.needRepairBytes - inFlightBytes);
+    const queuedBytes = Math.max(0, needRepairBytes - inFlightBytes);
     const budget = this.budget.view(nowMs);
     const rateBytesPerSec = Math.round(this.rate.rate(nowMs));
     const speed = rateBytesPerSec > 0 ? rateBytesPerSec : budget.clusterBytesPerSec;
@@ -189,6 +189,10 @@ export class RepairScheduler {
     const { index } = this.topology;
     for (const item of this.orderedQueue(scan)) {
       if (this.inFlight.size >= this.settings.repairMaxConcurrent) break;
+      const id = index.idOf(item.slot);
+      if (this.inFlight.has(id)) continue;
+      const retry = this.retries.get(id);
+      if (retry && retry.nextAtMs > nowMs) continue;
       // Strict order: when the cluster budget refuses this blob, nothing behind it starts.
       if (!this.budget.clusterAllows(index.sizeOf(item.slot), nowMs)) break;
       this.tryStart(item.slot, nowMs);
