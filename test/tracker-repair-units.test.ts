@@ -17,7 +17,9 @@ import { LostBlobs } from '../tracker/repair/lost.js';
 import { orderRepairQueue, PlayScores, type RepairItem } from '../tracker/repair/priority.js';
 import { budgetWindow, inWindow, parseWindow } from '../tracker/repair/window.js';
 import { SuspectDisks } from '../tracker/streamers/suspect.js';
-import { tempDir } from './helpers/procs.js';
+import { countPlay, MAX_PENDING_SONGS, PendingPlays, Registration } from '../streamer/registration.js';
+import { startTracker } from '../tracker/index.js';
+import { tempDir, waitFor } from './helpers/procs.js';
 
 const quiet = createLogger('test', 'error');
 const blob = (name: string): string => createHash('sha256').update(name).digest('hex');
@@ -320,5 +322,47 @@ describe('drain, lost blobs, suspect disks (TrackerCore in-process)', () => {
     const s = new SuspectDisks({ readFailuresToSuspect: 1, readFailureWindowMs: 10 });
     assert.equal(s.record('n', 'd', 'connect', 0), true);
     assert.deepEqual(s.takeFor('n', 0).map((x) => x.disk), ['d']);
+  });
+});
+
+describe('play counts from streamer heartbeats', () => {
+  it('pending plays are bounded and cleared only by what a tracker acknowledged', () => {
+    const p = new PendingPlays();
+    p.add('a');
+    p.add('a');
+    p.add('b');
+    const sent = p.snapshot();
+    p.add('a'); // counted while the heartbeat was on its way
+    p.acknowledge(sent);
+    assert.deepEqual(p.snapshot(), [['a', 1]]);
+    for (let i = 0; i < MAX_PENDING_SONGS + 5; i++) p.add(`s${i}`);
+    assert.equal(p.size, MAX_PENDING_SONGS);
+    assert.equal(p.dropped, 6, "songs past the bound are dropped and counted ('a' was already there)");
+  });
+
+  it('a streamer registration carries plays to a real tracker, which persists them', async () => {
+    const dataDir = tempDir('plays-tracker');
+    const config = loadConfig({});
+    const tracker = await startTracker({ config, host: '127.0.0.1', port: 0, dataDir, secret: 'p'.repeat(32), adminToken: 'a'.repeat(32), log: quiet });
+    const registration = new Registration({
+      trackers: [tracker.url], secret: 'p'.repeat(32), intervalMs: 100, timeoutMs: 1000, log: quiet,
+      body: () => ({ id: 'st1', url: 'http://127.0.0.1:1/', startedAt: new Date().toISOString(), servedBytes: 0 }),
+    });
+    try {
+      registration.start();
+      countPlay('songA');
+      countPlay('songA');
+      countPlay('songB', 9); // no registration of this process has port 9: counted by all
+      await waitFor('plays stored', () => tracker.core.catalog.playsOf('songA') === 2 && tracker.core.catalog.playsOf('songB') === 1);
+      // The tracker stores before it answers; the streamer forgets them once the answer is in.
+      await waitFor('pending plays acknowledged', () => registration.pendingPlays()[tracker.url]!.songs === 0);
+      assert.equal(tracker.core.catalog.playsOf('songA'), 2, 'sent once, not again after the answer');
+    } finally {
+      await registration.stop();
+      await tracker.close();
+    }
+    const reopened = new Catalog(join(dataDir, 'tracker.sqlite'));
+    assert.equal(reopened.playsOf('songA'), 2, 'kept across a tracker restart');
+    reopened.close();
   });
 });
