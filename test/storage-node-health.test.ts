@@ -5,7 +5,8 @@
 // asserted.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
-import { cpSync, existsSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statfsSync, statSync, utimesSync, writeFileSync, writeSync, closeSync } from 'node:fs';
+import { execFileSync } from 'node:child_process';
+import { closeSync, constants as fsConstants, cpSync, existsSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statfsSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DiskStatus, LocateResponse } from '../common/contracts.js';
@@ -75,6 +76,18 @@ async function waitDisk(node: NodeInfo, index: number, what: string, ok: (d: Dis
     const d = (await health(node)).disks[index]!;
     return ok(d) ? d : undefined;
   }, timeoutMs, 25);
+}
+
+/** A node with its own config overrides (TestCluster has one config file for all). */
+async function startCustomNode(cluster: TestCluster, id: string, disks: string[], storageNode: Record<string, unknown>): Promise<NodeInfo> {
+  const port = await freePort();
+  const node: NodeInfo = { id, port, url: `http://127.0.0.1:${port}/`, disks };
+  const configFile = join(cluster.root, `config-${id}.json`);
+  writeFileSync(configFile, JSON.stringify({ ...CONFIG, storageNode: { ...CONFIG.storageNode, ...storageNode } }));
+  const args = ['storage-node', '--id', id, '--port', String(port), '--tracker', cluster.trackerUrl, '--config', configFile, ...disks.flatMap((d) => ['--disk', d])];
+  node.proc = cluster.procs.start(id, args);
+  await waitFor(`${id} health`, async () => (await fetch(new URL('/health', node.url))).ok);
+  return node;
 }
 
 describe('storage node disk health (real processes)', () => {
@@ -148,6 +161,50 @@ describe('storage node disk health (real processes)', () => {
     console.log(`# disk gone → masked: ${maskMs} ms (probe/check interval 200 ms); → tracker view updated: ${trackerMs} ms; put back → verified and healthy: ${recoverMs} ms (3 good probes + ${onD1.length} blobs re-hashed)`);
   });
 
+  test('operations that hang (a blob file that never answers) are counted: masked after faultsToMask timeouts, then trusted again', async () => {
+    // A FIFO where a blob file should be: open() blocks in the kernel like a hung disk would,
+    // and only for this file, so the disk's probes keep passing (it comes back by itself).
+    const disk = join(cluster.root, 'n-hang', 'disk1');
+    const node = await startCustomNode(cluster, 'n-hang', [disk], { diskOpTimeoutMs: 400 });
+    const hung = randomBytes(5000);
+    const fine = randomBytes(6000);
+    for (const b of [hung, fine]) assert.equal((await put(node, b)).status, 201);
+    const fifo = blobFile(disk, sha(hung));
+    rmSync(fifo);
+    execFileSync('mkfifo', [fifo]);
+    try {
+      const firstAtMs = Date.now();
+      const statuses: number[] = [];
+      let suspectSeen = false;
+      const masked = await waitFor('the disk masked by timeouts', async () => {
+        const h = (await health(node)).disks[0]!;
+        if (h.state === 'suspect') suspectSeen = true;
+        if (h.state === 'masked') return h;
+        statuses.push((await readRange(node.url, sha(hung))).status);
+        return undefined;
+      }, 20_000, 10);
+      const maskMs = Date.now() - firstAtMs;
+      assert.ok(statuses.every((s) => s === 500 || s === 404), `a hung read is an error, never a hang: ${statuses.join(',')}`);
+      assert.ok(suspectSeen || statuses.length <= 3, 'suspect on the way');
+      assert.match(masked.reason, /faults in 10 s .*(no answer from the disk within 400 ms|earlier operations are stuck)/);
+      assert.ok(statuses.length >= 3, 'one timeout did not mask it');
+      // The hang ends (the stuck opens return); the disk answers probes, is verified (the FIFO
+      // is not a blob file, so it is skipped) and trusted again.
+      closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK));
+      const back = await waitDisk(node, 0, 'the disk trusted again', (d) => d.state === 'healthy');
+      assert.equal(back.blobs, 1);
+      assert.equal((await readRange(node.url, sha(fine))).status, 200);
+      console.log(`# hung operations (deadline 400 ms, one counted fault per second) → masked: ${maskMs} ms after the first hung read (${statuses.length} reads)`);
+    } finally {
+      // Release the opens still blocked in the node's thread pool.
+      try {
+        closeSync(openSync(fifo, fsConstants.O_WRONLY | fsConstants.O_NONBLOCK));
+      } catch {
+        /* no reader left */
+      }
+    }
+  });
+
   test('a blob rotting in place (same size, same mtime) is found by the scrubber, quarantined and never served', async () => {
     const node = await cluster.addNode('n-scrub', 1);
     const good = randomBytes(300_000);
@@ -187,13 +244,7 @@ describe('storage node disk health (real processes)', () => {
     const info = statfsSync('/dev/shm');
     const freeBytes = info.bavail * info.bsize;
     const floorBytes = freeBytes - 64 * 1024 * 1024;
-    const port = await freePort();
-    const node: NodeInfo = { id: 'n-full', port, url: `http://127.0.0.1:${port}/`, disks: [join(shm, 'disk1'), join(cluster.root, 'n-full', 'disk2')] };
-    const configFile = join(cluster.root, 'config-full.json');
-    writeFileSync(configFile, JSON.stringify({ ...CONFIG, storageNode: { ...CONFIG.storageNode, diskFreeFloorBytes: floorBytes } }));
-    const args = ['storage-node', '--id', node.id, '--port', String(port), '--tracker', cluster.trackerUrl, '--config', configFile, ...node.disks.flatMap((d) => ['--disk', d])];
-    node.proc = cluster.procs.start(node.id, args);
-    await waitFor('n-full health', async () => (await fetch(new URL('/health', node.url))).ok);
+    const node = await startCustomNode(cluster, 'n-full', [join(shm, 'disk1'), join(cluster.root, 'n-full', 'disk2')], { diskFreeFloorBytes: floorBytes });
     const [d1, d2] = (await health(node)).disks;
     if (d2!.state !== 'healthy') return t.skip(`the temp dir has less free space than /dev/shm (${d2!.reason})`);
     assert.equal(d1!.state, 'healthy', d1!.reason);

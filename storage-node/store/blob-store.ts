@@ -93,6 +93,7 @@ export class BlobStore {
   private readonly recovering = new Map<Disk, Promise<void>>();
   private readonly scrubbers = new Map<Disk, Scrubber>();
   private readonly lastSuspectMs = new Map<string, number>();
+  private readonly followUps = new Map<Disk, NodeJS.Timeout>();
   private closed = false;
 
   private constructor(
@@ -445,24 +446,40 @@ export class BlobStore {
     }
   }
 
-  /** One probe of one disk (the Disk refuses to stack them), then recovery when it is due. */
+  /**
+   * One probe of one disk (the Disk refuses to stack them), then recovery when it is due. A probe
+   * that failed or hung on a disk still in service is followed up after probeTimeoutMs instead of
+   * a whole interval: a hung disk is masked after faultsToMask probe deadlines (~3 × 2 s with the
+   * defaults), not after faultsToMask intervals.
+   */
   private async probeOnce(disk: Disk): Promise<void> {
-    if (this.closed || this.probing.has(disk)) {
+    if (this.closed) return;
+    let result: ProbeResult;
+    if (this.probing.has(disk)) {
       // The previous call is still waiting on its deadline; Disk.probe counts a hang itself.
-      if (!this.closed) await disk.probe();
-      return;
+      result = await disk.probe();
+    } else {
+      this.probing.add(disk);
+      try {
+        result = await disk.probe();
+      } finally {
+        this.probing.delete(disk);
+      }
     }
-    this.probing.add(disk);
-    try {
-      await disk.probe();
-    } finally {
-      this.probing.delete(disk);
+    if ((result === 'failed' || result === 'hung') && disk.state !== 'masked' && !this.followUps.has(disk) && !this.closed) {
+      const timer = setTimeout(() => {
+        this.followUps.delete(disk);
+        void this.probeOnce(disk);
+      }, this.config.probeTimeoutMs);
+      timer.unref();
+      this.followUps.set(disk, timer);
     }
     this.maybeRecover(disk);
   }
 
   private maybeRecover(disk: Disk): void {
-    if (this.closed || this.recovering.has(disk) || !recoveryDue(disk.obs, disk.healthParams)) return;
+    // Operations still stuck in the kernel: the disk has not really come back yet.
+    if (this.closed || this.recovering.has(disk) || disk.stuckOps > 0 || !recoveryDue(disk.obs, disk.healthParams)) return;
     const run = this.recover(disk)
       .catch((error: unknown) => this.log.error('disk recovery failed', { disk: disk.id, error: (error as Error).message }))
       .finally(() => this.recovering.delete(disk));
@@ -582,6 +599,8 @@ export class BlobStore {
     for (const t of this.timers) clearInterval(t);
     this.timers.length = 0;
     for (const s of this.scrubbers.values()) void s.stop();
+    for (const t of this.followUps.values()) clearTimeout(t);
+    this.followUps.clear();
   }
 
   /** Runs `fn` after every earlier call for the same blob has settled (write vs delete races). */

@@ -5,7 +5,7 @@
 import { stat, statfs } from 'node:fs/promises';
 import { performance } from 'node:perf_hooks';
 import type { DiskOperatorSetting, DiskScrubStatus, DiskState, DiskStatus } from '../../common/contracts.js';
-import { withDeadline } from './deadline.js';
+import { DiskTimeoutError, withDeadline } from './deadline.js';
 import {
   applyOperator,
   classifyIoError,
@@ -41,6 +41,14 @@ export interface OpOptions<T> {
 
 /** Faults from real operations counted at most once per this: 300 rooms' reads hitting one stall are one event, not 300. */
 const OP_FAULT_COALESCE_MS = 1000;
+/**
+ * Operations past their deadline still hold a libuv thread until the kernel answers. Once one op
+ * of a disk is stuck, at most this many of its ops may be in flight; more are refused at once
+ * (a counted fault) instead of joining them: a hung disk must not take every thread of the pool
+ * and stall the healthy disks. Small because the pool may be libuv's default of 4 threads
+ * (UV_THREADPOOL_SIZE only takes effect when set before the process starts).
+ */
+export const MAX_OPS_WHILE_STUCK = 2;
 
 export type ProbeResult = 'ok' | 'slow' | 'failed' | 'hung' | 'skipped';
 
@@ -58,6 +66,9 @@ export class Disk {
   private probeInFlight?: Promise<void>;
   private probeStartedMs = 0;
   private lastProbe = { at: '', ms: 0 };
+  /** Operations that missed their deadline and have not come back from the kernel yet. */
+  stuckOps = 0;
+  private inFlightOps = 0;
   events: DiskEvents = { stateChanged: () => {}, probed: () => {}, fault: () => {} };
   /** Filled by the store's scrubber (status only). */
   scrubStatus?: () => DiskScrubStatus;
@@ -86,11 +97,36 @@ export class Disk {
 
   /** Runs one file system call with a deadline; faults and slow calls are noted. */
   async op<T>(what: string, work: () => Promise<T>, options: OpOptions<T> = {}): Promise<T> {
+    if (this.stuckOps > 0 && this.inFlightOps >= MAX_OPS_WHILE_STUCK) {
+      const refused = new DiskTimeoutError(`${what} on disk ${this.id} (refused: ${this.stuckOps} earlier operations are stuck)`, this.limits.opTimeoutMs);
+      this.noteError(refused);
+      throw refused;
+    }
     const startedMs = performance.now();
+    this.inFlightOps += 1;
+    let inner: Promise<T>;
+    try {
+      inner = work();
+    } catch (error) {
+      this.inFlightOps -= 1;
+      throw error;
+    }
+    let stuck = false;
+    let done = false;
+    const settled = (): void => {
+      done = true;
+      this.inFlightOps -= 1;
+      if (stuck) this.stuckOps -= 1;
+    };
+    inner.then(settled, settled);
     let value: T;
     try {
-      value = await withDeadline(work(), this.limits.opTimeoutMs, `${what} on disk ${this.id}`, options.onLate);
+      value = await withDeadline(inner, this.limits.opTimeoutMs, `${what} on disk ${this.id}`, options.onLate);
     } catch (error) {
+      if (error instanceof DiskTimeoutError && !done) {
+        stuck = true;
+        this.stuckOps += 1;
+      }
       this.noteError(error, options.notFoundIsFault ?? false);
       throw error;
     }
