@@ -10,7 +10,7 @@ import { closeSync, constants as fsConstants, cpSync, existsSync, mkdtempSync, o
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DiskStatus, LocateResponse } from '../common/contracts.js';
-import { signedBlobHeaders } from '../common/http.js';
+import { rpc, signedBlobHeaders } from '../common/http.js';
 import { signRequest } from '../common/signing.js';
 import { FAST_CONFIG, readRange, SECRET, TestCluster, type NodeInfo } from './helpers/cluster.js';
 import { asBody, freePort, waitFor } from './helpers/procs.js';
@@ -329,6 +329,29 @@ describe('storage node disk health (real processes)', () => {
     await cluster.procs.stop(node.proc!);
     await cluster.startNode(node);
     assert.equal((await health(node)).disks[0]!.state, 'healthy', 'the unmask was kept too');
+  });
+
+  test('read failures reported by streamers: the tracker names the disk in the heartbeat answer, the node probes it and counts one fault (suspect, still serving)', async () => {
+    const node = await cluster.addNode('n-suspect', 1);
+    const data = randomBytes(3000);
+    assert.equal((await put(node, data)).status, 201);
+    const disk = (await health(node)).disks[0]!;
+    await waitFor('the tracker to list the blob', async () => (await trackerReplicas(cluster, sha(data))).length > 0);
+    // The streamer side, as a streamer sends it (signed); three failures cross the tracker's threshold.
+    for (let i = 0; i < 3; i++) {
+      await rpc(cluster.trackerUrl, '/internal/v1/read-failures', {
+        body: { blobId: sha(data), nodeId: node.id, diskId: disk.id, reason: 'timeout', detail: `test ${i}` },
+        secret: SECRET,
+        timeoutMs: 3000,
+      });
+    }
+    const suspect = await waitDisk(node, 0, 'the disk suspect', (d) => d.state === 'suspect');
+    assert.match(suspect.reason, /streamers: 3 read failure/);
+    assert.equal(suspect.probe!.recentFaults, 1, 'one fault per report, not one per failure');
+    assert.equal((await readRange(node.url, sha(data))).status, 200, 'a suspect disk still serves');
+    assert.equal((await put(node, randomBytes(100))).status, 201, 'and still takes writes');
+    const metrics = await (await fetch(new URL('/metrics', node.url))).text();
+    assert.match(metrics, /ktv_storage_disk_faults_total\{disk="[^"]+",kind="suspect-report"\} 1/);
   });
 
   test('a new empty disk given to a node at restart joins healthy and takes writes', async () => {
