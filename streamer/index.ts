@@ -93,9 +93,12 @@ export async function startStreamer(opts: StreamerOptions): Promise<StreamerHand
   const statics = new StaticFiles(opts.playerDir ?? playerDirectory());
   const startedAt = new Date().toISOString();
   let url = '';
+  let registration: Registration | undefined;
 
   const handler = createStreamerHandler({
     config: sc, manifests, locations, catalog, cache, upstream, statics, metrics, log,
+    // The registration exists once the server has its address (below); plays before that are none.
+    onPlay: (songId) => registration?.countPlay(songId),
     health: () => ({
       ok: true,
       role: 'streamer',
@@ -147,7 +150,7 @@ export async function startStreamer(opts: StreamerOptions): Promise<StreamerHand
   if (!id) id = idFromUrl(url);
   upstreamOptions.streamerId = id;
 
-  const registration = new Registration({
+  registration = new Registration({
     trackers: opts.trackers,
     secret: opts.secret,
     intervalMs: sc.heartbeatIntervalMs,

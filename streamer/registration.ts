@@ -2,7 +2,7 @@
 // heartbeatIntervalMs), each tracker on its own timer so a dead one never delays the others.
 // Rooms read the list from GET /api/v1/streamers and fail over between streamers by themselves.
 //
-// Plays: the HLS server calls countPlay() for every master playlist GET; each heartbeat carries
+// Plays: the HLS server calls countPlay() (wired in index.ts) for every master playlist GET; each heartbeat carries
 // the plays counted since that tracker last answered (`plays`, [songId, count]), the same delta
 // to every tracker, each tracker's pending counts cleared only by its own answer. Bounded: at
 // most MAX_PENDING_SONGS distinct songs wait per tracker (the contract's limit); plays of further
@@ -56,20 +56,6 @@ export class PendingPlays {
   }
 }
 
-/**
- * The registrations of this process. The HTTP handler and the registration are wired only by
- * this module (the server knows its local port; a registration knows its URL): with several
- * streamers in one process (tests), a play goes to the one whose URL has the request's port, or
- * to all when none matches (a public URL behind a proxy).
- */
-const active = new Set<Registration>();
-
-/** A room started a song (GET master.m3u8). `localPort`: the port the request came in on. */
-export function countPlay(songId: string, localPort?: number): void {
-  const matching = [...active].filter((r) => localPort !== undefined && r.port() === localPort);
-  for (const r of matching.length > 0 ? matching : active) r.countPlay(songId);
-}
-
 export class Registration {
   private readonly pending = new Map<string, PendingPlays>();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -78,16 +64,6 @@ export class Registration {
   private stopped = false;
 
   constructor(private readonly options: RegistrationOptions) {}
-
-  /** The port of this streamer's URL (undefined when it has none). */
-  port(): number | undefined {
-    try {
-      const u = new URL(this.options.body().url);
-      return Number(u.port || (u.protocol === 'https:' ? 443 : 80));
-    } catch {
-      return undefined;
-    }
-  }
 
   countPlay(songId: string): void {
     for (const p of this.pending.values()) p.add(songId);
@@ -99,7 +75,6 @@ export class Registration {
   }
 
   start(): void {
-    active.add(this);
     for (const url of this.options.trackers) this.pending.set(url, new PendingPlays());
     for (const url of this.options.trackers) {
       let busy = false;
@@ -121,7 +96,6 @@ export class Registration {
 
   async stop(): Promise<void> {
     this.stopped = true;
-    active.delete(this);
     for (const t of this.timers) clearInterval(t);
     await Promise.all([...this.inFlight]);
   }

@@ -13,7 +13,6 @@ import type { StreamerConfig } from '../config/schema.js';
 import { parseRange } from '../storage-node/range.js';
 import { RangeCache } from './cache/range-cache.js';
 import type { StreamerMetrics } from './metrics.js';
-import { countPlay } from './registration.js';
 import { canonicalSearch, type CatalogProxy } from './resolve/catalog.js';
 import type { LocationResolver } from './resolve/locations.js';
 import type { ManifestResolver } from './resolve/manifests.js';
@@ -46,6 +45,8 @@ export interface StreamerDeps {
   metrics: StreamerMetrics;
   log: Logger;
   health: () => unknown;
+  /** A room started a song (GET master.m3u8): play counts for the tracker (registration.ts). */
+  onPlay?: (songId: string) => void;
 }
 
 /** Route names for metrics: a fixed set, never raw paths (unbounded label values). */
@@ -142,7 +143,7 @@ async function dispatch(deps: StreamerDeps, req: IncomingMessage, res: ServerRes
     if (!answer.found) throw new HttpError(404, 'unknown song');
     if (route.name === 'master') {
       // A room starting the song (a 304 replay too): play counts steer repair order (registration.ts).
-      if (!head) countPlay(songId, req.socket.localPort);
+      if (!head) deps.onPlay?.(songId);
       return serveMaster(answer.manifest, req, res, head);
     }
     if (route.name === 'playlist') return servePlaylist(deps, answer.manifest, name, req, res, head);

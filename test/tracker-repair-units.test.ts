@@ -17,7 +17,7 @@ import { LostBlobs } from '../tracker/repair/lost.js';
 import { orderRepairQueue, PlayScores, type RepairItem } from '../tracker/repair/priority.js';
 import { budgetWindow, inWindow, parseWindow } from '../tracker/repair/window.js';
 import { SuspectDisks } from '../tracker/streamers/suspect.js';
-import { countPlay, MAX_PENDING_SONGS, PendingPlays, Registration } from '../streamer/registration.js';
+import { MAX_PENDING_SONGS, PendingPlays, Registration } from '../streamer/registration.js';
 import { startTracker } from '../tracker/index.js';
 import { tempDir, waitFor } from './helpers/procs.js';
 
@@ -350,9 +350,9 @@ describe('play counts from streamer heartbeats', () => {
     });
     try {
       registration.start();
-      countPlay('songA');
-      countPlay('songA');
-      countPlay('songB', 9); // no registration of this process has port 9: counted by all
+      registration.countPlay('songA');
+      registration.countPlay('songA');
+      registration.countPlay('songB');
       await waitFor('plays stored', () => tracker.core.catalog.playsOf('songA') === 2 && tracker.core.catalog.playsOf('songB') === 1);
       // The tracker stores before it answers; the streamer forgets them once the answer is in.
       await waitFor('pending plays acknowledged', () => registration.pendingPlays()[tracker.url]!.songs === 0);
