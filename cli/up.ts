@@ -12,7 +12,7 @@ import type { Config } from '../config/schema.js';
 import { rpc } from '../common/http.js';
 import { configFrom, parse, UsageError } from './args.js';
 
-const KTV_BIN = fileURLToPath(new URL('../../bin/ktv.js', import.meta.url));
+const KTV_BIN = fileURLToPath(new URL('../../bin/ktv.cjs', import.meta.url));
 const NODES = 3;
 const DISKS_PER_NODE = 2;
 /** A child that keeps dying is given up on: at most this many restarts per minute. */

@@ -285,7 +285,9 @@ export class TrackerCore {
         .map((n) => {
           const disks = [...n.disks.values()];
           const ordinal = ordinals.get(n.id)!;
-          const allDraining = disks.length > 0 && disks.every((d) => d.state === 'draining');
+          // A node is draining when its disks are: a masked one among them holds nothing readable
+          // (its blobs already left the index), so it neither blocks nor counts.
+          const allDraining = disks.some((d) => d.state === 'draining') && disks.every((d) => d.state === 'draining' || d.state === 'masked');
           return {
             id: n.id,
             url: n.url,

@@ -1,4 +1,4 @@
-// Real processes for tests: every role is started as `node bin/ktv.js <role>` on loopback,
+// Real processes for tests: every role is started as `node bin/ktv.cjs <role>` on loopback,
 // logs go to a file per process, and every process started is stopped by its pid, also when
 // the test fails (call `procs.killAll()` in `after`).
 import { spawn, type ChildProcess } from 'node:child_process';
@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
-export const KTV_BIN = fileURLToPath(new URL('../../../bin/ktv.js', import.meta.url));
+export const KTV_BIN = fileURLToPath(new URL('../../../bin/ktv.cjs', import.meta.url));
 
 export function tempDir(prefix: string): string {
   return mkdtempSync(join(tmpdir(), `ktv-${prefix}-`));
