@@ -13,6 +13,9 @@
 // node is then restarted (its copies come back as extras, which are kept). Phases:
 //   1. no rooms, unthrottled budget      2. rooms, unthrottled budget
 //   3. rooms, the default business-hours budget (what a venue runs at 9 pm)
+// Then scrubbing: the rooms play 60 s with the scrubber off, then 60 s with it re-hashing at
+// --scrub-mib MiB/s per disk (all 6 disks at once): its measured rate and the rooms' segment
+// download times and stalls side by side.
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join, resolve } from 'node:path';
@@ -37,11 +40,12 @@ interface Phase {
   budget: 'unthrottled' | 'business';
 }
 
-function clusterConfig(budget: Phase['budget']): Record<string, unknown> {
+function clusterConfig(budget: Phase['budget'], scrubBytesPerSec = 0): Record<string, unknown> {
   const t = defaultConfig().tracker;
   const unthrottled = 8 * 1024 * MIB;
   return {
-    storageNode: { heartbeatIntervalMs: 200, diskFreeFloorBytes: 0, diskCheckIntervalMs: 500 },
+    // Scrubbing is off except in the scrub phases (it would blur the repair figures).
+    storageNode: { heartbeatIntervalMs: 200, diskFreeFloorBytes: 0, diskCheckIntervalMs: 500, scrubBytesPerSec, scrubPeriodMs: 1000 },
     tracker: {
       nodeDeadAfterMs: 1500,
       repairGraceMs: 1000,
@@ -180,6 +184,54 @@ async function main(): Promise<void> {
       await cluster.startNode(victim);
       await cluster.waitAlive(3);
     }
+
+    // ---- scrubbing: its rate, and what it costs the rooms ----
+    const scrubRate = argValue(argv, 'scrub-mib', 64) * MIB;
+    for (const rate of [0, scrubRate]) {
+      writeFileSync(cluster.configFile, JSON.stringify(clusterConfig('business', rate)));
+      for (const n of cluster.nodes) {
+        await cluster.procs.stop(n.proc!);
+        await cluster.startNode(n);
+      }
+      await cluster.waitAlive(3);
+      const scrubbed = async (): Promise<number> => (await cluster.cluster()).nodes.reduce((s, n) => s + n.disks.reduce((t, d) => t + (d.scrub?.bytesVerified ?? 0), 0), 0);
+      const stop = new AbortController();
+      const rooms: Array<Promise<RoomResult[]>> = [];
+      for (let r = 0; r < roomCount; r++) {
+        rooms.push((async () => {
+          await new Promise((res) => setTimeout(res, r * 1000));
+          const out: RoomResult[] = [];
+          while (!stop.signal.aborted) out.push(await playSong({ base, songId: song.id, agent, maxBufferS: 30, signal: stop.signal, playS: 90 }));
+          return out;
+        })());
+      }
+      await new Promise((res) => setTimeout(res, roomCount * 1000 + 5000));
+      const s0 = await scrubbed();
+      const t0 = performance.now();
+      const cpu0 = cluster.nodes.map((n) => cpuSeconds(n.proc!.pid));
+      await new Promise((res) => setTimeout(res, argValue(argv, 'scrub-s', 60) * 1000));
+      const seconds = (performance.now() - t0) / 1000;
+      const cpu1 = cluster.nodes.map((n) => cpuSeconds(n.proc!.pid));
+      const s1 = await scrubbed();
+      stop.abort();
+      const plays = (await Promise.all(rooms)).flat();
+      const downloads = plays.flatMap((p) => p.segments.map((x) => x.downloadMs / (x.durationS * 1000))).sort((a, b) => a - b);
+      const r = {
+        phase: rate === 0 ? `${roomCount} rooms, scrub off` : `${roomCount} rooms, scrub ${rate / MIB} MiB/s per disk`,
+        rooms: roomCount,
+        scrubConfiguredMiBpsPerDisk: rate / MIB,
+        scrubMeasuredMiBps: Math.round(((s1 - s0) / MIB / seconds) * 10) / 10,
+        seconds: Math.round(seconds),
+        plays: plays.length,
+        stalls: plays.reduce((n, p) => n + p.stalls.length + (p.stalledAtEnd ? 1 : 0), 0),
+        roomErrors: plays.reduce((n, p) => n + p.errors.length, 0),
+        segmentDownloadOverDurationP50: Math.round(percentile(downloads, 50) * 1000) / 1000,
+        segmentDownloadOverDurationP99: Math.round(percentile(downloads, 99) * 1000) / 1000,
+        nodeCpuSeconds: Math.round(cpu1.reduce((a, b, i) => a + b - cpu0[i]!, 0) * 10) / 10,
+      };
+      results.push(r);
+      log(JSON.stringify(r));
+    }
   } finally {
     agent.destroy();
     await cluster.close();
@@ -190,6 +242,7 @@ async function main(): Promise<void> {
     if (!('copies' in r)) continue;
     log(`${String(r.phase).padEnd(40)}${String(r.copies).padStart(6)}${String(r.copiedMiB).padStart(6)}${String(r.seconds).padStart(7)}${String(r.throughputMiBps).padStart(9)}${String(r.stalls).padStart(8)}${String(r.segmentDownloadOverDurationP99).padStart(12)}`);
   }
+  for (const r of results) if ('scrubMeasuredMiBps' in r) log(`${String(r.phase).padEnd(40)} scrubbed ${r.scrubMeasuredMiBps} MiB/s; stalls ${r.stalls}; segment download/duration p50 ${r.segmentDownloadOverDurationP50} p99 ${r.segmentDownloadOverDurationP99}; node CPU ${r.nodeCpuSeconds} s`);
   writeJson(jsonFile, { benchmark: 'repair', at: new Date().toISOString(), machine: { cpus: (await import('node:os')).cpus().length }, results });
   log(`wrote ${jsonFile}`);
 }

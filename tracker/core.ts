@@ -11,7 +11,7 @@ import { httpBlobGetter, ManifestFetcher, type BlobGetter } from './catalog/fetc
 import type { SearchParams } from './catalog/search.js';
 import { openCatalog, type Catalog } from './catalog/store.js';
 import { GcScheduler, httpSendDelete, type SendDelete } from './gc/scheduler.js';
-import { standaloneLeadership, type Leadership } from './leadership.js';
+import { fenced, standaloneLeadership, type Leadership } from './leadership.js';
 import { createTrackerMetrics, type TrackerMetrics } from './metrics.js';
 import { PlayScores } from './repair/priority.js';
 import { httpSendFetch, RepairScheduler, type SendFetch } from './repair/scheduler.js';
@@ -19,6 +19,7 @@ import { SuspectDisks } from './streamers/suspect.js';
 import type { PlacementResult } from './topology/placement.js';
 import type { SyncAnswer } from './topology/reports.js';
 import { Topology } from './topology/topology.js';
+import { UNLISTED_DISK_REASON } from './topology/registry.js';
 import { ReadFailureCounts, StreamerRegistry } from './streamers/registry.js';
 
 export interface CoreOptions {
@@ -125,7 +126,7 @@ export class TrackerCore {
       o.log.child({ part: 'repair' }),
       this.now,
       this.rng,
-      o.sendFetch ?? httpSendFetch(o.secret),
+      fenced(this.leadership, o.sendFetch ?? httpSendFetch(o.secret)),
       {
         scores: this.plays,
         songsOf: (blobId) => this.catalog.songsOfBlob(blobId),
@@ -142,7 +143,7 @@ export class TrackerCore {
       { ...t, rpcTimeoutMs: o.config.rpcTimeoutMs },
       o.log.child({ part: 'gc' }),
       this.now,
-      o.sendDelete ?? httpSendDelete(o.secret),
+      fenced(this.leadership, o.sendDelete ?? httpSendDelete(o.secret)),
       (sizeBytes, copies) => {
         this.metrics.gcDeletedBlobs.inc();
         this.metrics.gcDeletedBytes.inc(undefined, sizeBytes * copies);
@@ -241,7 +242,8 @@ export class TrackerCore {
     const node = this.topology.registry.nodes.get(nodeId);
     if (!node) throw new UnknownTargetError(`unknown node "${nodeId}"`);
     if (diskId !== undefined && !node.disks.has(diskId)) throw new UnknownTargetError(`node "${nodeId}" has no disk "${diskId}"`);
-    let diskIds = diskId !== undefined ? [diskId] : [...node.disks.keys()];
+    // Node-wide: the disks the node lists now (one it stopped listing would only answer 404).
+    let diskIds = diskId !== undefined ? [diskId] : [...node.disks.values()].filter((d) => d.reason !== UNLISTED_DISK_REASON).map((d) => d.id);
     if (diskIds.length === 0) throw new UnknownTargetError(`node "${nodeId}" reported no disks`);
     if (diskId === undefined && command.action === 'unmask') {
       // Node undrain: clear only what a drain set, not a disk the operator masked on purpose

@@ -33,6 +33,9 @@ export interface LocationInfo {
   disk: DiskRecord;
 }
 
+/** Reason of a disk its node no longer lists (pulled, replaced, failed to mount after a restart). */
+export const UNLISTED_DISK_REASON = 'not listed in the node heartbeat';
+
 export class TooManyLocationsError extends Error {}
 
 export class Registry {
@@ -81,7 +84,7 @@ export class Registry {
     for (const disk of node.disks.values()) {
       if (!reported.has(disk.id) && disk.state !== 'masked') {
         disk.state = 'masked';
-        disk.reason = 'not listed in the node heartbeat';
+        disk.reason = UNLISTED_DISK_REASON;
         this.version++;
       }
     }
