@@ -26,8 +26,9 @@ function untilSignal(close: () => Promise<void>, log: ReturnType<typeof createLo
 }
 
 export async function runTracker(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { port: { type: 'string' }, data: { type: 'string' } });
-  const config = configFrom(values);
+  const { values } = parse(argv, { port: { type: 'string' }, data: { type: 'string' }, zk: { type: 'string' }, id: { type: 'string' } });
+  // --zk host:port,… switches HA on (the config key ha.zk too); --id names this tracker in the election.
+  const config = configFrom({ ...values, set: [...(values.set ?? []), ...haSets(values.zk, values.id)] });
   if (!values.data) throw new UsageError('--data DIR is required');
   const log = createLogger('tracker', config.logLevel);
   const { startTracker } = await import('../tracker/index.js');
@@ -42,6 +43,18 @@ export async function runTracker(argv: string[]): Promise<number> {
   });
   log.info('tracker listening', { url: handle.url, pid: process.pid });
   return untilSignal(() => handle.close(), log);
+}
+
+/** `--zk` / `--id` of the tracker as config overrides (JSON strings: a connect string is never a number). */
+function haSets(zk: string | undefined, id: string | undefined): string[] {
+  const sets: string[] = [];
+  if (zk !== undefined) {
+    const hosts = zk.split(',').map((h) => h.trim());
+    if (hosts.some((h) => !/^[A-Za-z0-9.\-\[\]:]+:\d{1,5}(\/[A-Za-z0-9/_.-]*)?$/.test(h))) throw new UsageError(`--zk ${zk}: expected host:port[,host:port…]`);
+    sets.push(`ha.zk=${JSON.stringify(hosts.join(','))}`);
+  }
+  if (id !== undefined) sets.push(`ha.trackerId=${JSON.stringify(id)}`);
+  return sets;
 }
 
 export async function runStorageNode(argv: string[]): Promise<number> {

@@ -252,6 +252,23 @@ export const portsSchema = z.strictObject({
   library: port.default(7200),
 });
 
+/** Tracker high availability over ZooKeeper (docs/architecture.md "High availability"). */
+export const haSchema = z.strictObject({
+  /** ZooKeeper connect string host:port[,host:port…]; empty = one embedded tracker, no ZooKeeper. */
+  zk: z.string().max(2048).default(''),
+  /** Root of this cluster's znodes; several clusters can share one ZooKeeper. */
+  root: z.string().regex(/^(\/[A-Za-z0-9_.-]+)+$/, 'an absolute znode path like /ktv/default').default('/ktv/default'),
+  /** Requested session timeout; ZooKeeper clamps it to [2, 20] × its tickTime. */
+  sessionTimeoutMs: z.number().int().min(1000).max(120_000).default(10_000),
+  /**
+   * The leader mutates only while ZooKeeper answered a request it sent less than this fraction of
+   * the session timeout ago; the rest is the margin before anyone else can win.
+   */
+  leaseFraction: z.number().gt(0).max(0.8).default(0.5),
+  /** This tracker's id in the election; default `tracker-<port>`. */
+  trackerId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+});
+
 export const configSchema = z.strictObject({
   /** Host every role binds to. The local cluster stays on loopback. */
   host: z.string().min(1).default('127.0.0.1'),
@@ -265,6 +282,7 @@ export const configSchema = z.strictObject({
   rpcTimeoutMs: positiveMs.default(5000),
   /** Log level: debug < info < warn < error. */
   logLevel: z.enum(['debug', 'info', 'warn', 'error']).default('info'),
+  ha: haSchema.default(haSchema.parse({})),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -272,3 +290,4 @@ export type StorageNodeConfig = z.infer<typeof storageNodeSchema>;
 export type TrackerConfig = z.infer<typeof trackerSchema>;
 export type LibraryConfig = z.infer<typeof librarySchema>;
 export type StreamerConfig = z.infer<typeof streamerSchema>;
+export type HaConfig = z.infer<typeof haSchema>;

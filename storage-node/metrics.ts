@@ -9,6 +9,10 @@ export interface NodeMetrics {
   hooks: StoreHooks;
   request(route: string, method: string, status: number | 'aborted'): void;
   copy(result: string): void;
+  /** A tracker command refused for carrying an epoch lower than one already seen (fencing). */
+  staleEpoch(command: 'write' | 'copy' | 'delete'): void;
+  /** Replicas removed by a tracker's delete command. */
+  deleted(replicas: number): void;
   /** Where the disk gauges read from (set once the store is open). */
   setDiskSource(source: () => DiskStatus[]): void;
 }
@@ -22,6 +26,8 @@ export function createNodeMetrics(): NodeMetrics {
   const corruptReads = registry.counter('storage_corrupt_reads_total', 'Reads that found a corrupt replica (quarantined)');
   const hashMismatches = registry.counter('storage_hash_mismatches_total', 'Writes refused because the bytes did not hash to their id');
   const copies = registry.counter('storage_copies_total', 'Replica copies run for the tracker, by result');
+  const staleEpochs = registry.counter('storage_stale_epoch_refused_total', 'Tracker commands refused for a stale leader epoch (fencing), by command');
+  const deletes = registry.counter('storage_deleted_replicas_total', 'Replicas removed by tracker delete commands');
   const probes = registry.counter('storage_disk_probes_total', 'Disk health probes by result (ok, slow, failed, hung)');
   const faults = registry.counter('storage_disk_faults_total', 'Disk faults by kind (timeout, slow-op, io-error, gone, probe-failed, slow-probe, probe-hung, suspect-report)');
   const scrubBytes = registry.counter('storage_scrub_bytes_total', 'Bytes re-hashed by the scrubber');
@@ -50,6 +56,8 @@ export function createNodeMetrics(): NodeMetrics {
     },
     request: (route, method, status) => requests.inc({ route, method, status: String(status) }),
     copy: (result) => copies.inc({ result }),
+    staleEpoch: (command) => staleEpochs.inc({ command }),
+    deleted: (replicas) => deletes.inc(undefined, replicas),
     setDiskSource: (source) => {
       disks = source;
     },

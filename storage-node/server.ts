@@ -118,6 +118,17 @@ export function createApp(deps: ServerDeps): Express {
     res.type('text/plain; version=0.0.4').send(metrics.registry.render());
   });
 
+  /** The epoch fence, counted and logged when it refuses (the evidence that fencing worked). */
+  const admit = (command: 'write' | 'copy' | 'delete', epoch: number | undefined): void => {
+    try {
+      fence.admit(epoch);
+    } catch (error) {
+      metrics.staleEpoch(command);
+      log.warn('command refused: stale leader epoch', { command, epoch, highestSeen: fence.highestSeen });
+      throw error;
+    }
+  };
+
   const signedBlob = requireSigned(signatures, { blobBody: true });
   const signedJson = requireSigned(signatures, { maxBodyBytes: 64 * 1024 });
 
@@ -129,7 +140,7 @@ export function createApp(deps: ServerDeps): Express {
       try {
         const id = blobIdParam(req);
         const kind = kindHeader(req);
-        fence.admit(epochHeader(req));
+        admit('write', epochHeader(req));
         const result = await store.write({ id, kind, body: req, declaredSizeBytes: declared, diskId: diskQuery(req) });
         const body = { id, size: result.sizeBytes, disk: result.diskId, ...(result.existed ? { existed: true } : {}) };
         res.status(result.existed ? 200 : 201).json(body);
@@ -209,7 +220,7 @@ export function createApp(deps: ServerDeps): Express {
       try {
         const id = blobIdParam(req);
         const command = parseOr400(fetchCommand, req.signedJson);
-        fence.admit(command.epoch);
+        admit('copy', command.epoch);
         const r = await copier.copy(id, command);
         const body = { id, size: r.sizeBytes, disk: r.diskId, ...(r.existed ? { existed: true } : { source: r.source }) };
         res.status(r.existed ? 200 : 201).json(body);
@@ -226,8 +237,10 @@ export function createApp(deps: ServerDeps): Express {
       try {
         const id = blobIdParam(req);
         const command = parseOr400(deleteCommand, req.signedJson);
-        fence.admit(command.epoch);
-        res.json({ deleted: await store.delete(id, command.disk) });
+        admit('delete', command.epoch);
+        const deleted = await store.delete(id, command.disk);
+        if (deleted > 0) metrics.deleted(deleted);
+        res.json({ deleted });
       } catch (error) {
         throw asHttp(error);
       }

@@ -6,6 +6,7 @@ import { closeServer, listen } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { Config } from '../config/schema.js';
 import { TrackerCore, type CoreOptions } from './core.js';
+import { ZkLeadership } from './ha/election.js';
 import { createTrackerApp } from './server.js';
 
 export { TrackerCore } from './core.js';
@@ -14,6 +15,7 @@ export { choosePlacement } from './topology/placement.js';
 export { Catalog } from './catalog/store.js';
 export { toPinyin } from '../common/pinyin.js';
 export { standaloneLeadership, type Leadership } from './leadership.js';
+export { ZkLeadership } from './ha/election.js';
 
 export interface TrackerOptions {
   config: Config;
@@ -39,7 +41,12 @@ export interface TrackerHandle {
 export async function startTracker(opts: TrackerOptions): Promise<TrackerHandle> {
   mkdirSync(opts.dataDir, { recursive: true });
   const log = opts.log;
-  const core = new TrackerCore({ ...opts.core, config: opts.config, dataDir: opts.dataDir, secret: opts.secret, log });
+  // HA mode is switched on by a ZooKeeper connect string; without one the tracker leads alone.
+  const ha = opts.config.ha;
+  const zkLeadership = ha.zk && !opts.core?.leadership
+    ? new ZkLeadership({ connect: ha.zk, root: ha.root, sessionTimeoutMs: ha.sessionTimeoutMs, leaseFraction: ha.leaseFraction }, log.child({ part: 'ha' }))
+    : undefined;
+  const core = new TrackerCore({ ...opts.core, ...(zkLeadership ? { leadership: zkLeadership } : {}), config: opts.config, dataDir: opts.dataDir, secret: opts.secret, log });
   let server;
   try {
     server = await listen(createTrackerApp(core, opts.config, opts.secret, log, opts.adminToken), opts.host, opts.port);
@@ -53,6 +60,8 @@ export async function startTracker(opts: TrackerOptions): Promise<TrackerHandle>
   const bound = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;
   const host = bound.includes(':') ? `[${bound}]` : bound;
   const url = `http://${host}:${address.port}/`;
+  // Joins the election only once it can answer: the leader's URL is where standbys forward writes.
+  zkLeadership?.start(url, ha.trackerId ?? `tracker-${address.port}`);
   log.info('tracker listening', { url, dataDir: opts.dataDir, epoch: core.leadership.epoch, leader: core.leadership.leader });
   let closing: Promise<void> | undefined;
   return {

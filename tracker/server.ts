@@ -2,13 +2,16 @@
 import express, { type Express, type NextFunction, type Request, type Response } from 'express';
 import { z } from 'zod';
 import { changeReport, diskOperatorCommand, heartbeatRequest, safeId, inventoryBatch, isBlobId, placementRequest, readFailureReport, streamerHeartbeat, type PlacementResponse } from '../common/contracts.js';
-import { createSignatureContext, HttpError, installErrorHandlers, parseOr400, requireAdmin, requireSigned, route } from '../common/http.js';
+import { createSignatureContext, HttpError, installErrorHandlers, parseOr400, requireAdmin, requireSigned, route, rpc, RpcError } from '../common/http.js';
 import type { Logger } from '../common/log.js';
 import type { Config } from '../config/schema.js';
 import type { SearchParams } from './catalog/search.js';
 import { NodeUnreachableError, UnknownTargetError, type TrackerCore } from './core.js';
 import { TooManyLocationsError } from './topology/registry.js';
 import { ReportTooLargeError, UnknownNodeError } from './topology/reports.js';
+
+/** Marks a write a standby forwarded to the leader: it is never forwarded twice (no loops). */
+const FORWARDED_HEADER = 'x-ktv-forwarded-by';
 
 const SONG_ID_RE = /^[A-Za-z0-9_-]{1,64}$/;
 /** Longest value of the artist/language filters (manifest fields are at most 300 characters). */
@@ -36,7 +39,7 @@ export function createTrackerApp(core: TrackerCore, config: Config, secret: stri
   });
 
   app.get('/health', (_req, res) => {
-    res.json({ ok: true, role: 'tracker', leader: core.leadership.leader, epoch: core.leadership.epoch });
+    res.json({ ok: true, role: 'tracker', leader: core.leadership.leader, epoch: core.leadership.epoch, ...(core.leadership.view ? { ha: core.leadership.view() } : {}) });
   });
 
   app.get('/metrics', (_req, res) => {
@@ -73,8 +76,13 @@ export function createTrackerApp(core: TrackerCore, config: Config, secret: stri
     res.json(answer);
   }));
 
-  app.post('/internal/v1/placement', signed, route((req, res) => {
+  app.post('/internal/v1/placement', signed, route(async (req, res) => {
     const body = parseOr400(placementRequest, req.signedJson);
+    if (!core.leadership.leader) {
+      // HA standby: placement is a mutation, so the leader answers it; clients need not know who leads.
+      res.json(await forwardToLeader(req, '/internal/v1/placement', body));
+      return;
+    }
     const placed = core.place(body.size, body.excludeNodes);
     if (!placed.ok) throw new HttpError(503, placed.reason);
     const answer: PlacementResponse = { epoch: core.leadership.epoch, targets: placed.targets };
@@ -121,7 +129,7 @@ export function createTrackerApp(core: TrackerCore, config: Config, secret: stri
   });
 
   app.get('/api/v1/cluster', (_req, res) => {
-    res.json(core.clusterView());
+    res.json({ ...core.clusterView(), ...(core.leadership.view ? { ha: core.leadership.view() } : {}) });
   });
 
   app.get('/api/v1/songs', route((req, res) => {
@@ -135,6 +143,20 @@ export function createTrackerApp(core: TrackerCore, config: Config, secret: stri
     if (json === undefined) throw new HttpError(404, 'unknown song');
     res.type('application/json').send(json);
   }));
+
+  /** A signed write received by a standby, re-signed and sent to the leader; its answer is ours. */
+  async function forwardToLeader(req: Request, path: string, body: unknown): Promise<unknown> {
+    const leaderUrl = core.leadership.leaderUrl?.();
+    if (!leaderUrl || req.headers[FORWARDED_HEADER] !== undefined) throw new HttpError(503, 'this tracker is not the leader and knows no leader to forward to');
+    try {
+      return await rpc(leaderUrl, path, { body, secret, timeoutMs: config.rpcTimeoutMs, headers: { [FORWARDED_HEADER]: core.leadership.view ? 'standby' : 'tracker' } });
+    } catch (error) {
+      const e = error as RpcError;
+      // The leader's own 4xx is the answer; anything else: this standby cannot help, try another tracker.
+      if (e instanceof RpcError && e.status >= 400 && e.status < 500) throw new HttpError(e.status, e.message);
+      throw new HttpError(503, `not the leader; forwarding to ${leaderUrl} failed: ${e.message}`);
+    }
+  }
 
   installErrorHandlers(app, log);
   return app;

@@ -1,0 +1,219 @@
+// A ZooKeeper session with a typed, promise-based surface over the npm `zookeeper` client (the
+// official C client as a native addon, driven from this process's event loop). One object = one
+// session: when the session expires the object is dead and its owner makes a new one (ephemeral
+// znodes and watches belong to a session, so a "reconnect" that silently changed the session would
+// hide the one event that matters for fencing).
+//
+// Why a lease (`lastOkSentMs`): the client runs on our event loop, so after a SIGSTOP, a long GC or a
+// blocked loop, our timers may run before the client has told us that the session expired. Every
+// decision that needs the session alive asks `confidentWithin(ms)`: did a request *sent* less than
+// `ms` ago get an answer? The server cannot have expired the session before (that send + its
+// timeout), so with `ms` a safe fraction of the timeout nobody else can have won in the meantime.
+import { createRequire } from 'node:module';
+import type { Logger } from './log.js';
+
+/** The part of the `zookeeper` client we use (its own typings are not module-shaped). */
+interface NativeClient {
+  on(event: 'connect' | 'connecting' | 'close', listener: (...args: unknown[]) => void): void;
+  init(config: Record<string, unknown>): void;
+  close(): void;
+  readonly timeout: number;
+  create(path: string, data: string | Buffer, flags: number): Promise<string>;
+  exists(path: string, watch: boolean): Promise<ZkStat | null>;
+  w_exists(path: string, watchCb: (type: number, state: number, path: string) => void): Promise<ZkStat | null>;
+  get(path: string, watch: boolean): Promise<[ZkStat, Buffer | string]>;
+  w_get(path: string, watchCb: (type: number, state: number, path: string) => void): Promise<[ZkStat, Buffer | string]>;
+  get_children(path: string, watch: boolean): Promise<string[]>;
+  w_get_children(path: string, watchCb: (type: number, state: number, path: string) => void): Promise<string[]>;
+  set(path: string, data: string | Buffer, version: number): Promise<ZkStat>;
+  delete_(path: string, version: number): Promise<void>;
+}
+type NativeClientClass = (new (config: Record<string, unknown>) => NativeClient) & { constants: Record<string, number> };
+
+export interface ZkStat {
+  version: number;
+  ephemeralOwner?: unknown;
+}
+
+const require = createRequire(import.meta.url);
+let clientClass: NativeClientClass | undefined;
+function loadClient(): NativeClientClass {
+  clientClass ??= require('zookeeper') as NativeClientClass;
+  return clientClass;
+}
+
+/** ZooKeeper result codes we act on (zookeeper.h). */
+export const ZK = { NONODE: -101, NODEEXISTS: -110, BADVERSION: -103, EPHEMERAL: 1, SEQUENCE: 2 } as const;
+
+/** The numeric ZooKeeper code of a failed call (the client rejects with "CODE message"), or 0. */
+export function zkCode(error: unknown): number {
+  const m = /^(-?\d+)\b|result: "\w+ (-?\d+)"/.exec((error as Error)?.message ?? '');
+  return m ? Number(m[1] ?? m[2]) : 0;
+}
+
+export type ZkState = 'connecting' | 'connected' | 'expired' | 'closed';
+
+export interface ZkSessionOptions {
+  /** host:port[,host:port…][/chroot] */
+  connect: string;
+  sessionTimeoutMs: number;
+  log: Logger;
+  /** State changes (also 'expired': the object is dead, make a new one). */
+  onState?: (state: ZkState) => void;
+  /** Monotonic clock; default performance.now (never the wall clock: it may jump). */
+  monoNow?: () => number;
+}
+
+/** Deadline of one ZooKeeper call: the session timeout bounds it anyway, this bounds our wait. */
+const CALL_DEADLINE_FRACTION = 1;
+
+export class ZkSession {
+  state: ZkState = 'connecting';
+  /** Monotonic time at which the latest answered request was sent (-Infinity: never). */
+  lastOkSentMs = Number.NEGATIVE_INFINITY;
+  private readonly client: NativeClient;
+  private readonly monoNow: () => number;
+  private connectedWaiters: Array<() => void> = [];
+
+  constructor(private readonly o: ZkSessionOptions) {
+    this.monoNow = o.monoNow ?? (() => performance.now());
+    const Client = loadClient();
+    this.client = new Client({
+      connect: o.connect,
+      timeout: o.sessionTimeoutMs,
+      debug_level: Client.constants.ZOO_LOG_LEVEL_ERROR ?? 1,
+      host_order_deterministic: false,
+    });
+    this.client.on('connect', () => {
+      if (this.state === 'closed' || this.state === 'expired') return;
+      this.state = 'connected';
+      // Not a lease renewal: this event may have waited in our socket through a pause, so only
+      // a request we time ourselves renews it.
+      for (const w of this.connectedWaiters.splice(0)) w();
+      o.onState?.('connected');
+    });
+    this.client.on('connecting', () => {
+      if (this.state !== 'connected') return;
+      this.state = 'connecting';
+      o.onState?.('connecting');
+    });
+    this.client.on('close', () => {
+      // The native client closes itself on expiry (and on our close()).
+      if (this.state === 'closed') return;
+      this.state = 'expired';
+      o.onState?.('expired');
+    });
+    this.client.init({});
+  }
+
+  /** The negotiated session timeout (the server may clamp ours to [2, 20] × its tickTime). */
+  get negotiatedTimeoutMs(): number {
+    const t = this.client.timeout;
+    return typeof t === 'number' && t > 0 ? t : this.o.sessionTimeoutMs;
+  }
+
+  /** True when a request sent less than `ms` ago was answered: the session cannot have expired since. */
+  confidentWithin(ms: number): boolean {
+    return this.state === 'connected' && this.monoNow() - this.lastOkSentMs < ms;
+  }
+
+  waitConnected(timeoutMs: number): Promise<void> {
+    if (this.state === 'connected') return Promise.resolve();
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no ZooKeeper connection within ${timeoutMs} ms (${this.o.connect})`)), timeoutMs);
+      this.connectedWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  /** Runs one call with a deadline and records when an answered call was sent (the lease). */
+  private async call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (this.state === 'expired' || this.state === 'closed') throw new Error(`ZooKeeper session ${this.state} (${what})`);
+    const sentMs = this.monoNow();
+    let timer: NodeJS.Timeout | undefined;
+    const deadlineMs = this.o.sessionTimeoutMs * CALL_DEADLINE_FRACTION;
+    try {
+      const result = await Promise.race([
+        fn(),
+        new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`ZooKeeper ${what}: no answer within ${deadlineMs} ms`)), deadlineMs);
+        }),
+      ]);
+      this.lastOkSentMs = Math.max(this.lastOkSentMs, sentMs);
+      return result;
+    } catch (error) {
+      // A ZooKeeper "no" (no node, exists, bad version) is an answer too.
+      const code = zkCode(error);
+      if (code === ZK.NONODE || code === ZK.NODEEXISTS || code === ZK.BADVERSION) this.lastOkSentMs = Math.max(this.lastOkSentMs, sentMs);
+      throw error;
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  create(path: string, data: string, flags = 0): Promise<string> {
+    return this.call(`create ${path}`, () => this.client.create(path, data, flags));
+  }
+
+  /** Creates every missing persistent znode on the way to `path` (like mkdir -p). */
+  async mkdirp(path: string): Promise<void> {
+    let at = '';
+    for (const part of path.split('/').filter(Boolean)) {
+      at += `/${part}`;
+      try {
+        await this.create(at, '', 0);
+      } catch (error) {
+        if (zkCode(error) !== ZK.NODEEXISTS) throw error;
+      }
+    }
+  }
+
+  async exists(path: string, onChange?: () => void): Promise<boolean> {
+    const stat = await this.call(`exists ${path}`, () => (onChange ? this.client.w_exists(path, () => onChange()) : this.client.exists(path, false)));
+    return stat !== null && stat !== undefined;
+  }
+
+  /** [data, version], or undefined when the znode does not exist. */
+  async get(path: string, onChange?: () => void): Promise<{ data: string; version: number } | undefined> {
+    try {
+      const [stat, data] = await this.call(`get ${path}`, () => (onChange ? this.client.w_get(path, () => onChange()) : this.client.get(path, false)));
+      return { data: data === null || data === undefined ? '' : data.toString(), version: stat.version };
+    } catch (error) {
+      if (zkCode(error) === ZK.NONODE) {
+        // Watch for its creation instead, so the caller hears about it.
+        if (onChange) await this.exists(path, onChange).catch(() => {});
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  children(path: string, onChange?: () => void): Promise<string[]> {
+    return this.call(`children ${path}`, () => (onChange ? this.client.w_get_children(path, () => onChange()) : this.client.get_children(path, false)));
+  }
+
+  set(path: string, data: string, version: number): Promise<ZkStat> {
+    return this.call(`set ${path}`, () => this.client.set(path, data, version));
+  }
+
+  async delete(path: string, version = -1): Promise<void> {
+    await this.call(`delete ${path}`, () => this.client.delete_(path, version));
+  }
+
+  /** Ends the session (the server drops its ephemeral znodes at once when it hears us). */
+  close(): void {
+    if (this.state === 'closed') return;
+    const wasAlive = this.state !== 'expired';
+    this.state = 'closed';
+    this.connectedWaiters = [];
+    if (wasAlive) {
+      try {
+        this.client.close();
+      } catch (error) {
+        this.o.log.warn('closing the ZooKeeper session failed', { error: (error as Error).message });
+      }
+    }
+  }
+}
