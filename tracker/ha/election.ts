@@ -87,6 +87,8 @@ export class ZkLeadership implements Leadership {
   private renewTimer: NodeJS.Timeout | undefined;
   private retryTimer: NodeJS.Timeout | undefined;
   private winning = false;
+  private contending = false;
+  private contendAgain = false;
   private wins = 0;
   private readonly listeners: Array<(leader: boolean, epoch: number) => void> = [];
 
@@ -203,6 +205,8 @@ export class ZkLeadership implements Leadership {
     const gen = ++this.generation;
     this.myCandidate = '';
     this.winning = false;
+    this.contending = false;
+    this.contendAgain = false;
     const session = new ZkSession({
       connect: this.s.connect,
       sessionTimeoutMs: this.s.sessionTimeoutMs,
@@ -273,7 +277,27 @@ export class ZkLeadership implements Leadership {
     }
   }
 
+  /**
+   * One election step at a time: watches, retries and the join may all ask for one; a request
+   * during a step runs one more step after it (two steps at once could both try to win).
+   */
   private async contend(gen: number, session: ZkSession): Promise<void> {
+    if (this.contending) {
+      this.contendAgain = true;
+      return;
+    }
+    this.contending = true;
+    try {
+      do {
+        this.contendAgain = false;
+        await this.contendOnce(gen, session);
+      } while (this.contendAgain && this.alive(gen));
+    } finally {
+      if (gen === this.generation) this.contending = false;
+    }
+  }
+
+  private async contendOnce(gen: number, session: ZkSession): Promise<void> {
     if (!this.alive(gen) || this.winning || this.elected) return;
     try {
       const names = (await session.children(`${this.s.root}/election`)).filter((n) => n.startsWith('c_')).sort((a, b) => sequenceOf(a) - sequenceOf(b));
@@ -291,7 +315,7 @@ export class ZkLeadership implements Leadership {
       // Watch only the one just ahead of us: when it goes, we look again.
       const predecessor = `${this.s.root}/election/${names[at - 1]!}`;
       const exists = await session.exists(predecessor, () => void this.contend(gen, session));
-      if (!exists) await this.contend(gen, session);
+      if (!exists) this.contendAgain = true; // gone between the two reads: look again
       else this.log.info('standing by', { waitingFor: basename(predecessor), candidate: mine });
     } catch (error) {
       this.retryLater(gen, () => this.contend(gen, session), error, 'election step');
@@ -299,6 +323,7 @@ export class ZkLeadership implements Leadership {
   }
 
   private async win(gen: number, session: ZkSession): Promise<void> {
+    if (this.winning || this.elected) return;
     this.winning = true;
     try {
       const path = `${this.s.root}/epoch`;
