@@ -147,7 +147,7 @@ async function main(): Promise<void> {
       const cpu0 = [cluster.tracker!.pid, ...cluster.nodes.filter((n) => n !== victim).map((n) => n.proc!.pid), streamer.pid].map(cpuSeconds);
       const start = performance.now();
       await cluster.procs.stop(victim.proc!, 'SIGKILL');
-      await waitFor('repair started', async () => ((await cluster.cluster()).blobs.underReplicated > 0 ? true : undefined), 30_000, 100);
+      await waitFor('the node seen dead', async () => ((await cluster.cluster()).nodes.find((n) => n.id === victim.id)?.state === 'dead' ? true : undefined), 30_000, 100);
       const rates: number[] = [];
       const v1 = await waitFor('repair finished', async () => {
         const v = await cluster.cluster();
