@@ -43,13 +43,16 @@ export function loadOrCreateSecrets(dataDir: string): Secrets {
 interface ChildSpec {
   name: string;
   args: string[];
+  /** Default: this node binary running bin/ktv.cjs (every role); the local ZooKeeper is java. */
+  command?: string;
   proc?: ChildProcess;
   restarts: number[];
 }
 
 export async function runUp(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { data: { type: 'string' } });
+  const { values } = parse(argv, { data: { type: 'string' }, ha: { type: 'boolean' } });
   const config = configFrom(values);
+  const ha = values.ha === true;
   const dataDir = resolve(values.data ?? './data');
   mkdirSync(join(dataDir, 'logs'), { recursive: true });
   const secrets = loadOrCreateSecrets(dataDir);
@@ -63,19 +66,31 @@ export async function runUp(argv: string[]): Promise<number> {
   for (const s of values.set ?? []) shared.push('--set', s);
   if (values.host) shared.push('--host', values.host);
 
-  const specs: ChildSpec[] = [
-    { name: 'tracker', args: ['tracker', '--port', String(config.ports.tracker), '--data', join(dataDir, 'tracker'), ...shared], restarts: [] },
-  ];
+  const specs: ChildSpec[] = [];
+  // --ha: a local ZooKeeper and two trackers (ports.tracker and ports.tracker + 1); every other
+  // role gets both trackers, so killing either one is a failover, not an outage.
+  const trackerUrls = [trackerUrl];
+  if (ha) {
+    const zkConnect = `127.0.0.1:${config.ha.localZkPort}`;
+    specs.push(localZooKeeper(dataDir, config));
+    const secondPort = config.ports.tracker + 1;
+    trackerUrls.push(`http://${host}:${secondPort}/`);
+    specs.push({ name: 'tracker', args: ['tracker', '--port', String(config.ports.tracker), '--data', join(dataDir, 'tracker'), '--zk', zkConnect, '--id', 't1', ...shared], restarts: [] });
+    specs.push({ name: 'tracker2', args: ['tracker', '--port', String(secondPort), '--data', join(dataDir, 'tracker2'), '--zk', zkConnect, '--id', 't2', ...shared], restarts: [] });
+  } else {
+    specs.push({ name: 'tracker', args: ['tracker', '--port', String(config.ports.tracker), '--data', join(dataDir, 'tracker'), ...shared], restarts: [] });
+  }
+  const trackerList = trackerUrls.join(',');
   const libraryUrl = `http://${host}:${config.ports.library}/`;
-  specs.push({ name: 'library', args: ['library', '--port', String(config.ports.library), '--tracker', trackerUrl, ...shared], restarts: [] });
+  specs.push({ name: 'library', args: ['library', '--port', String(config.ports.library), '--tracker', trackerList, ...shared], restarts: [] });
   const playerUrl = `http://${host}:${config.ports.streamer}/`;
-  specs.push({ name: 'streamer', args: ['streamer', '--port', String(config.ports.streamer), '--tracker', trackerUrl, ...shared], restarts: [] });
+  specs.push({ name: 'streamer', args: ['streamer', '--port', String(config.ports.streamer), '--tracker', trackerList, ...shared], restarts: [] });
   for (let n = 1; n <= NODES; n++) {
     const disks: string[] = [];
     for (let d = 1; d <= DISKS_PER_NODE; d++) disks.push('--disk', join(dataDir, `node${n}`, `disk${d}`));
     specs.push({
       name: `node${n}`,
-      args: ['storage-node', '--id', `node${n}`, '--port', String(config.ports.storageNodeBase + n - 1), '--tracker', trackerUrl, ...disks, ...shared],
+      args: ['storage-node', '--id', `node${n}`, '--port', String(config.ports.storageNodeBase + n - 1), '--tracker', trackerList, ...disks, ...shared],
       restarts: [],
     });
   }
@@ -83,13 +98,15 @@ export async function runUp(argv: string[]): Promise<number> {
   let stopping = false;
   const env = { ...process.env, KTV_CLUSTER_SECRET: secrets.clusterSecret, KTV_ADMIN_TOKEN: secrets.adminToken };
   const writeState = (): void => {
-    const state = { pid: process.pid, trackerUrl, children: specs.map((s) => ({ name: s.name, pid: s.proc?.pid ?? null })) };
+    const state = { pid: process.pid, trackerUrl, trackerUrls, children: specs.map((s) => ({ name: s.name, pid: s.proc?.pid ?? null })) };
     writeFileSync(join(dataDir, 'ktv-up.json'), JSON.stringify(state, null, 2) + '\n');
   };
 
   const start = (spec: ChildSpec): void => {
     const out = createWriteStream(join(dataDir, 'logs', `${spec.name}.log`), { flags: 'a' });
-    const proc = spawn(process.execPath, [KTV_BIN, ...spec.args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const proc = spec.command
+      ? spawn(spec.command, spec.args, { env, stdio: ['ignore', 'pipe', 'pipe'] })
+      : spawn(process.execPath, [KTV_BIN, ...spec.args], { env, stdio: ['ignore', 'pipe', 'pipe'] });
     proc.stdout?.pipe(out, { end: false });
     proc.stderr?.pipe(out, { end: false });
     spec.proc = proc;
@@ -153,7 +170,9 @@ export async function runUp(argv: string[]): Promise<number> {
       view = await rpc<ClusterView>(trackerUrl, '/api/v1/cluster', { timeoutMs: 1000 });
       const up = (base: string): Promise<boolean> => fetch(new URL('/health', base), { signal: AbortSignal.timeout(1000) }).then((r) => r.ok, () => false);
       const [libraryUp, streamerUp] = await Promise.all([up(libraryUrl), up(playerUrl)]);
-      if (view.nodes.filter((n) => n.state === 'alive').length >= NODES && libraryUp && streamerUp) break;
+      // HA: writes (the demo library) need a leader; the election takes a moment after start.
+      const leads = !ha || (await Promise.all(trackerUrls.map((u) => rpc<{ leader?: boolean }>(u, '/health', { timeoutMs: 1000 }).then((h) => h.leader === true, () => false)))).some(Boolean);
+      if (view.nodes.filter((n) => n.state === 'alive').length >= NODES && libraryUp && streamerUp && leads) break;
     } catch {
       /* not up yet */
     }
@@ -168,7 +187,9 @@ export async function runUp(argv: string[]): Promise<number> {
   const lines = [
     `KTV cluster up: open the room player at ${playerUrl}   (data ${dataDir})`,
     `  player        ${playerUrl}   (room player; HLS at ${playerUrl}hls/{songId}/master.m3u8)`,
-    `  tracker       ${trackerUrl}   (ktv status --tracker ${trackerUrl})`,
+    ...(ha
+      ? [`  trackers      ${trackerList}   (HA over the local ZooKeeper 127.0.0.1:${config.ha.localZkPort}; ktv status --tracker ${trackerList})`]
+      : [`  tracker       ${trackerUrl}   (ktv status --tracker ${trackerUrl})`]),
     ...view.nodes.map((n) => `  storage node  ${n.url}   ${n.id}: ${n.disks.length} disks`),
     `  library       ${libraryUrl}   (upload page; admin token in secrets.json)`,
     `  logs          ${join(dataDir, 'logs')}`,
@@ -177,12 +198,37 @@ export async function runUp(argv: string[]): Promise<number> {
     'Ctrl-C stops everything.',
   ];
   process.stdout.write(lines.join('\n') + '\n');
-  await seedDemo(config, dataDir, trackerUrl, secrets, log, () => signalled);
+  await seedDemo(config, dataDir, trackerUrls, secrets, log, () => signalled);
   return -1;
 }
 
+/** `ktv up --ha`: one standalone ZooKeeper server with its state under DATA/zookeeper. */
+function localZooKeeper(dataDir: string, config: Config): ChildSpec {
+  const dir = join(dataDir, 'zookeeper');
+  mkdirSync(join(dir, 'data'), { recursive: true });
+  const cfg = join(dir, 'zoo.cfg');
+  const lines = [
+    'tickTime=500',
+    `dataDir=${join(dir, 'data')}`,
+    `clientPort=${config.ha.localZkPort}`,
+    'clientPortAddress=127.0.0.1',
+    'admin.enableServer=false',
+    'maxSessionTimeout=60000',
+    // Local use only: old snapshots and logs are purged so DATA does not grow forever.
+    'autopurge.snapRetainCount=3',
+    'autopurge.purgeInterval=1',
+  ];
+  writeFileSync(cfg, lines.join('\n') + '\n');
+  return {
+    name: 'zookeeper',
+    command: 'java',
+    args: ['-Xmx128m', '-XX:+UseSerialGC', '-cp', config.ha.localZkClasspath, 'org.apache.zookeeper.server.quorum.QuorumPeerMain', cfg],
+    restarts: [],
+  };
+}
+
 /** First start only: generate and ingest the demo songs through the real ingest path. */
-async function seedDemo(config: Config, dataDir: string, trackerUrl: string, secrets: Secrets, log: Logger, stopped: () => boolean): Promise<void> {
+async function seedDemo(config: Config, dataDir: string, trackerUrls: string[], secrets: Secrets, log: Logger, stopped: () => boolean): Promise<void> {
   const lib = config.library;
   if (lib.demoSongs <= 0 || existsSync(join(dataDir, 'demo-seeded.json'))) return;
   const workDir = join(dataDir, 'work');
@@ -191,7 +237,7 @@ async function seedDemo(config: Config, dataDir: string, trackerUrl: string, sec
   const { TrackerClient } = await import('../common/tracker-client.js');
   process.stdout.write(`seeding the demo library (${lib.demoSongs} songs, first start only)…\n`);
   const ids = await seedDemoLibrary(
-    { tracker: new TrackerClient([trackerUrl], secrets.clusterSecret, config.rpcTimeoutMs), secret: secrets.clusterSecret, config, log: createLogger('up', 'warn', { part: 'demo' }), workDir },
+    { tracker: new TrackerClient(trackerUrls, secrets.clusterSecret, config.rpcTimeoutMs), secret: secrets.clusterSecret, config, log: createLogger('up', 'warn', { part: 'demo' }), workDir },
     {
       dataDir,
       count: lib.demoSongs,

@@ -267,6 +267,10 @@ export const haSchema = z.strictObject({
   leaseFraction: z.number().gt(0).max(0.8).default(0.5),
   /** This tracker's id in the election; default `tracker-<port>`. */
   trackerId: z.string().regex(/^[A-Za-z0-9_.-]{1,64}$/).optional(),
+  /** `ktv up --ha`: client port of the local ZooKeeper it starts (the second tracker is ports.tracker + 1). */
+  localZkPort: port.default(7181),
+  /** `ktv up --ha`: Java class path of the ZooKeeper server (Debian's zookeeper package). */
+  localZkClasspath: z.string().max(4096).default('/etc/zookeeper/conf:/usr/share/java/*'),
 });
 
 export const configSchema = z.strictObject({

@@ -42,6 +42,7 @@ describe('tracker HA: failover after SIGKILL of the leader (real ZooKeeper)', { 
       return views.every((v) => v.nodes.filter((n) => n.state === 'alive').length === 3);
     });
     // Writes through the list, whichever tracker comes first in it (a standby forwards placement).
+    await c.waitWritable();
     for (let i = 0; i < 6; i++) blobs.push((await c.writeBlob(randomBytes(48 * 1024 + i))).id);
     const viaStandby = await rpc<{ epoch: number }>(standby.url, '/internal/v1/placement', { body: { size: 1000, excludeNodes: [] }, secret: SECRET, timeoutMs: 3000 });
     assert.equal(viaStandby.epoch, first.epoch, 'a placement asked of the standby is answered by the leader');

@@ -47,6 +47,7 @@ describe('tracker HA fencing: a paused leader whose session expired never mutate
       const views = await Promise.all(c.trackers.map((t) => c.cluster(t)));
       return views.every((v) => v.nodes.filter((n) => n.state === 'alive').length === 4);
     });
+    await c.waitWritable();
     for (let i = 0; i < 8; i++) blobs.push((await c.writeBlob(randomBytes(32 * 1024 + i))).id);
 
     const stoppedAt = Date.now();

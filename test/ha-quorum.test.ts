@@ -40,6 +40,7 @@ describe('tracker HA on a 3-server ZooKeeper quorum', { timeout: 120_000 }, () =
       const views = await Promise.all(c.trackers.map((t) => c.cluster(t)));
       return views.every((v) => v.nodes.filter((n) => n.state === 'alive').length === 2);
     });
+    await c.waitWritable();
     blobId = (await c.writeBlob(randomBytes(16 * 1024))).id;
     const zk = c.zk!;
     const modes = await Promise.all([1, 2, 3].map((n) => zk.mode(n)));

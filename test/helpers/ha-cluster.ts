@@ -131,6 +131,12 @@ export class HaCluster {
     return { id, placement };
   }
 
+  /** Waits until a placement through the tracker list succeeds (nodes alive with usable disks). */
+  async waitWritable(timeoutMs = 20_000): Promise<number> {
+    const client = this.client();
+    return waitFor('a placement through the tracker list', async () => (await client.call<PlacementResponse>('/internal/v1/placement', { body: { size: 1000, excludeNodes: [] } })).epoch, timeoutMs, 100);
+  }
+
   /** Sum of one counter (all label sets) on a storage node's /metrics. */
   async nodeCounter(node: HaNodeInfo, name: string, labelFilter = ''): Promise<number> {
     const text = await (await fetch(new URL('/metrics', node.url))).text();
