@@ -63,8 +63,10 @@ export async function runStorageNode(argv: string[]): Promise<number> {
     tracker: { type: 'string' },
     disk: { type: 'string', multiple: true },
     id: { type: 'string' },
+    zk: { type: 'string' },
   });
-  const config = configFrom(values);
+  // --zk: register an ephemeral znode so HA trackers see this node leave (optional).
+  const config = configFrom({ ...values, set: [...(values.set ?? []), ...haSets(values.zk, undefined)] });
   const disks = values.disk ?? [];
   if (disks.length === 0) throw new UsageError('at least one --disk DIR is required');
   const trackers = trackerUrls(values.tracker);
@@ -104,8 +106,8 @@ export async function runLibrary(argv: string[]): Promise<number> {
 }
 
 export async function runStreamer(argv: string[]): Promise<number> {
-  const { values } = parse(argv, { port: { type: 'string' }, tracker: { type: 'string' }, id: { type: 'string' }, 'public-url': { type: 'string' } });
-  const sets = [...(values.set ?? []), ...(values['public-url'] === undefined ? [] : [`streamer.publicUrl=${values['public-url']}`])];
+  const { values } = parse(argv, { port: { type: 'string' }, tracker: { type: 'string' }, id: { type: 'string' }, 'public-url': { type: 'string' }, zk: { type: 'string' } });
+  const sets = [...(values.set ?? []), ...(values['public-url'] === undefined ? [] : [`streamer.publicUrl=${values['public-url']}`]), ...haSets(values.zk, undefined)];
   const config = configFrom({ ...values, set: sets });
   const trackers = trackerUrls(values.tracker);
   const log = createLogger('streamer', config.logLevel, values.id ? { streamer: values.id } : {});

@@ -81,16 +81,18 @@ export async function runUp(argv: string[]): Promise<number> {
     specs.push({ name: 'tracker', args: ['tracker', '--port', String(config.ports.tracker), '--data', join(dataDir, 'tracker'), ...shared], restarts: [] });
   }
   const trackerList = trackerUrls.join(',');
+  // HA: storage nodes and streamers register ephemeral znodes too (trackers see them leave).
+  const zkFlag = ha ? ['--zk', `127.0.0.1:${config.ha.localZkPort}`] : [];
   const libraryUrl = `http://${host}:${config.ports.library}/`;
   specs.push({ name: 'library', args: ['library', '--port', String(config.ports.library), '--tracker', trackerList, ...shared], restarts: [] });
   const playerUrl = `http://${host}:${config.ports.streamer}/`;
-  specs.push({ name: 'streamer', args: ['streamer', '--port', String(config.ports.streamer), '--tracker', trackerList, ...shared], restarts: [] });
+  specs.push({ name: 'streamer', args: ['streamer', '--port', String(config.ports.streamer), '--tracker', trackerList, ...zkFlag, ...shared], restarts: [] });
   for (let n = 1; n <= NODES; n++) {
     const disks: string[] = [];
     for (let d = 1; d <= DISKS_PER_NODE; d++) disks.push('--disk', join(dataDir, `node${n}`, `disk${d}`));
     specs.push({
       name: `node${n}`,
-      args: ['storage-node', '--id', `node${n}`, '--port', String(config.ports.storageNodeBase + n - 1), '--tracker', trackerList, ...disks, ...shared],
+      args: ['storage-node', '--id', `node${n}`, '--port', String(config.ports.storageNodeBase + n - 1), '--tracker', trackerList, ...disks, ...zkFlag, ...shared],
       restarts: [],
     });
   }

@@ -217,3 +217,69 @@ export class ZkSession {
     }
   }
 }
+
+/**
+ * An ephemeral znode that says "this process is up" (DESIGN.md 上下线感知): created at `path`
+ * with `data`, re-created in a new session after an expiry, deleted at once by a clean close.
+ * A SIGKILLed process's znode goes when its session expires (the session timeout).
+ */
+export class ZkPresence {
+  private session: ZkSession | undefined;
+  private stopped = false;
+  private retryTimer: NodeJS.Timeout | undefined;
+
+  constructor(private readonly o: { connect: string; sessionTimeoutMs: number; path: string; data: string; log: Logger }) {}
+
+  start(): void {
+    this.stopped = false;
+    this.newSession();
+  }
+
+  private newSession(): void {
+    if (this.stopped) return;
+    this.session?.close();
+    const session = new ZkSession({
+      connect: this.o.connect,
+      sessionTimeoutMs: this.o.sessionTimeoutMs,
+      log: this.o.log,
+      onState: (state) => {
+        if (state === 'expired' && session === this.session) this.later('session expired');
+      },
+    });
+    this.session = session;
+    void this.register(session);
+  }
+
+  private later(why: string): void {
+    if (this.stopped) return;
+    this.o.log.warn('ZooKeeper presence: registering again', { path: this.o.path, why });
+    clearTimeout(this.retryTimer);
+    this.retryTimer = setTimeout(() => this.newSession(), 1000);
+    this.retryTimer.unref();
+  }
+
+  private async register(session: ZkSession): Promise<void> {
+    try {
+      await session.waitConnected(Math.max(this.o.sessionTimeoutMs, 5000));
+      await session.mkdirp(this.o.path.slice(0, this.o.path.lastIndexOf('/')));
+      try {
+        await session.create(this.o.path, this.o.data, ZK.EPHEMERAL);
+      } catch (error) {
+        if (zkCode(error) !== ZK.NODEEXISTS) throw error;
+        // A znode of our previous session (a restart inside the session timeout): ours now.
+        await session.delete(this.o.path).catch(() => {});
+        await session.create(this.o.path, this.o.data, ZK.EPHEMERAL);
+      }
+      this.o.log.info('registered in ZooKeeper', { path: this.o.path });
+    } catch (error) {
+      if (session === this.session) this.later((error as Error).message);
+    }
+  }
+
+  close(): void {
+    this.stopped = true;
+    clearTimeout(this.retryTimer);
+    this.session?.close();
+    this.session = undefined;
+  }
+}

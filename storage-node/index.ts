@@ -9,6 +9,7 @@ import { ID_RE } from '../common/contracts.js';
 import { closeServer, createSignatureContext, listen } from '../common/http.js';
 import { randomId } from '../common/ids.js';
 import type { Logger } from '../common/log.js';
+import { ZkPresence } from '../common/zk.js';
 import type { Config } from '../config/schema.js';
 import { ReplicaCopier } from './copy/replica-copy.js';
 import { EpochFence } from './epoch.js';
@@ -97,6 +98,12 @@ export async function startStorageNode(opts: StorageNodeOptions): Promise<Storag
   url = opts.publicUrl ? new URL(opts.publicUrl).href : advertisedUrl(opts.host, (server.address() as AddressInfo).port);
 
   store.startHousekeeping();
+  // HA (ha.zk / --zk): an ephemeral znode, so trackers see a clean stop at once and a crash
+  // within the session timeout; heartbeats stay the source of truth for everything else.
+  const presence = config.ha.zk
+    ? new ZkPresence({ connect: config.ha.zk, sessionTimeoutMs: config.ha.sessionTimeoutMs, path: `${config.ha.root}/nodes/${store.nodeId}`, data: JSON.stringify({ id: store.nodeId, url }), log: log.child({ part: 'zk' }) })
+    : undefined;
+  presence?.start();
   for (const trackerUrl of opts.trackers) {
     const reporter = new TrackerReporter({
       trackerUrl,
@@ -129,6 +136,7 @@ export async function startStorageNode(opts: StorageNodeOptions): Promise<Storag
     nodeId: store.nodeId,
     close: () => {
       closing ??= (async () => {
+        presence?.close();
         await Promise.all([closeServer(server), ...reporters.map((r) => r.stop())]);
         store.close();
       })();

@@ -7,6 +7,7 @@ import type { AddressInfo } from 'node:net';
 import { safeId } from '../common/contracts.js';
 import type { Logger } from '../common/log.js';
 import { TrackerClient } from '../common/tracker-client.js';
+import { ZkPresence } from '../common/zk.js';
 import type { Config } from '../config/schema.js';
 import { RangeCache } from './cache/range-cache.js';
 import { createStreamerMetrics } from './metrics.js';
@@ -159,6 +160,11 @@ export async function startStreamer(opts: StreamerOptions): Promise<StreamerHand
     log: log.child({ part: 'registration' }),
   });
   registration.start();
+  // HA (ha.zk / --zk): an ephemeral znode under streamers/, gone at once on a clean stop.
+  const presence = opts.config.ha.zk
+    ? new ZkPresence({ connect: opts.config.ha.zk, sessionTimeoutMs: opts.config.ha.sessionTimeoutMs, path: `${opts.config.ha.root}/streamers/${id}`, data: JSON.stringify({ id, url }), log: log.child({ part: 'zk' }) })
+    : undefined;
+  presence?.start();
   log.info('streamer listening', { url, id, trackers: opts.trackers, cacheBytes: sc.cacheBytes, upstreamTimeoutMs: sc.upstreamTimeoutMs, player: opts.playerDir ?? playerDirectory() });
 
   let closing: Promise<void> | undefined;
@@ -167,6 +173,7 @@ export async function startStreamer(opts: StreamerOptions): Promise<StreamerHand
     id,
     close: () => {
       closing ??= (async () => {
+        presence?.close();
         await registration.stop();
         reporter.close();
         await new Promise<void>((resolve) => {

@@ -202,6 +202,15 @@ export class TrackerCore {
     return this.topology.place(sizeBytes, this.config.tracker.replicas, new Set(excludeNodes), this.now(), this.rng);
   }
 
+  /** HA presence: the node's ZooKeeper znode is gone, so it is dead from now on (until it heartbeats again). */
+  nodeLeft(nodeId: string): void {
+    const node = this.topology.registry.nodes.get(nodeId);
+    const nowMs = this.now();
+    if (!node || this.topology.registry.nodeState(node, nowMs) !== 'alive') return;
+    node.lastSeenMs = nowMs - this.config.tracker.nodeDeadAfterMs - 1;
+    this.log.warn('storage node left ZooKeeper: dead now', { node: nodeId });
+  }
+
   streamerHeartbeat(hb: StreamerHeartbeat): void {
     const nowMs = this.now();
     this.streamers.heartbeat(hb, nowMs);

@@ -55,6 +55,11 @@ export async function startTracker(opts: TrackerOptions): Promise<TrackerHandle>
     throw error;
   }
   core.start();
+  // A storage node whose ephemeral znode vanished is dead now (its repair grace starts now), not
+  // after nodeDeadAfterMs without heartbeats; a heartbeat still arriving makes it alive again.
+  zkLeadership?.onPresenceLost((kind, ids) => {
+    if (kind === 'nodes') for (const id of ids) core.nodeLeft(id);
+  });
   const address = server.address() as AddressInfo;
   // A wildcard bind is reachable on loopback; the URL is what local tools and tests dial.
   const bound = address.address === '0.0.0.0' ? '127.0.0.1' : address.address === '::' ? '::1' : address.address;

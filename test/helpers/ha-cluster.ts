@@ -15,7 +15,7 @@ export interface HaHealth {
   ok: boolean;
   leader: boolean;
   epoch: number;
-  ha?: { id: string; session: string; leader: boolean; epoch: number; trackersOnline: string[]; lastLeader?: { id: string; url: string; epoch: number }; leaseMs: number; wins: number };
+  ha?: { id: string; session: string; leader: boolean; epoch: number; trackersOnline: string[]; nodesOnline: string[]; streamersOnline: string[]; lastLeader?: { id: string; url: string; epoch: number }; leaseMs: number; wins: number };
 }
 
 export interface TrackerInfo {
@@ -31,6 +31,8 @@ export interface HaNodeInfo {
   port: number;
   url: string;
   disks: string[];
+  /** Registers an ephemeral znode (--zk). */
+  zk?: boolean;
   proc?: Proc;
 }
 
@@ -73,9 +75,9 @@ export class HaCluster {
     await waitFor(`${t.id} health`, async () => (await fetch(new URL('/health', t.url))).ok);
   }
 
-  async addNode(id: string, disks = 1): Promise<HaNodeInfo> {
+  async addNode(id: string, disks = 1, zk = false): Promise<HaNodeInfo> {
     const port = await freePort();
-    const info: HaNodeInfo = { id, port, url: `http://127.0.0.1:${port}/`, disks: [] };
+    const info: HaNodeInfo = { id, port, url: `http://127.0.0.1:${port}/`, disks: [], zk };
     for (let d = 1; d <= disks; d++) info.disks.push(join(this.root, id, `disk${d}`));
     this.nodes.push(info);
     await this.startNode(info);
@@ -85,6 +87,7 @@ export class HaCluster {
   async startNode(info: HaNodeInfo): Promise<void> {
     const args = ['storage-node', '--id', info.id, '--port', String(info.port), '--tracker', this.trackerList, '--config', this.configFile];
     for (const d of info.disks) args.push('--disk', d);
+    if (info.zk) args.push('--zk', this.zk!.connectString);
     info.proc = this.procs.start(info.id, args);
     await waitFor(`${info.id} health`, async () => (await fetch(new URL('/health', info.url))).ok);
   }

@@ -5,6 +5,8 @@
 //   epoch                   persistent counter, advanced with a versioned set (CAS) by each winner
 //   leader                  persistent breadcrumb {id, url, epoch, at}: the last leader
 //   trackers/<id>           ephemeral {id, url}: which trackers are online
+//   nodes/<id>, streamers/<id>  ephemeral, registered by storage nodes and streamers started
+//                           with --zk (common/zk.ts ZkPresence): a vanished one is reported
 //
 // Each candidate watches only its predecessor (no herd effect when the leader goes). Fencing: the
 // leader is `leader` only while ZooKeeper answered a request it sent less than `leaseMs` ago
@@ -35,6 +37,8 @@ export interface LeaderInfo {
   at?: string;
 }
 
+export type PresenceKind = 'nodes' | 'streamers';
+
 export interface HaView {
   mode: 'zookeeper';
   id: string;
@@ -45,6 +49,9 @@ export interface HaView {
   lastLeader?: LeaderInfo;
   /** Trackers with a live ephemeral znode. */
   trackersOnline: string[];
+  /** Storage nodes and streamers registered in ZooKeeper (those started with --zk). */
+  nodesOnline: string[];
+  streamersOnline: string[];
   leaseMs: number;
   /** Times this process won an election. */
   wins: number;
@@ -80,6 +87,8 @@ export class ZkLeadership implements Leadership {
   private currentEpoch = 0;
   private lastLeader: LeaderInfo | undefined;
   private trackersOnline: string[] = [];
+  private readonly online: Record<PresenceKind, string[]> = { nodes: [], streamers: [] };
+  private readonly presenceListeners: Array<(kind: PresenceKind, goneIds: string[]) => void> = [];
   private myCandidate = '';
   private url = '';
   private trackerId = '';
@@ -124,6 +133,11 @@ export class ZkLeadership implements Leadership {
     this.listeners.push(listener);
   }
 
+  /** Storage nodes or streamers whose ephemeral znode vanished (session closed or expired). */
+  onPresenceLost(listener: (kind: PresenceKind, goneIds: string[]) => void): void {
+    this.presenceListeners.push(listener);
+  }
+
   view(): HaView {
     return {
       mode: 'zookeeper',
@@ -133,6 +147,8 @@ export class ZkLeadership implements Leadership {
       epoch: this.epoch,
       ...(this.lastLeader ? { lastLeader: this.lastLeader } : {}),
       trackersOnline: this.trackersOnline,
+      nodesOnline: this.online.nodes,
+      streamersOnline: this.online.streamers,
       leaseMs: this.leaseMs,
       wins: this.wins,
     };
@@ -242,6 +258,8 @@ export class ZkLeadership implements Leadership {
       if (!this.alive(gen)) return;
       await session.mkdirp(`${root}/election`);
       await session.mkdirp(`${root}/trackers`);
+      await session.mkdirp(`${root}/nodes`);
+      await session.mkdirp(`${root}/streamers`);
       try {
         await session.create(`${root}/epoch`, '0', 0);
       } catch (error) {
@@ -250,6 +268,8 @@ export class ZkLeadership implements Leadership {
       await this.register(session);
       this.watchLeader(gen, session);
       this.watchTrackers(gen, session);
+      this.watchPresence(gen, session, 'nodes');
+      this.watchPresence(gen, session, 'streamers');
       const me = JSON.stringify({ id: this.trackerId, url: this.url });
       this.myCandidate = await session.create(`${root}/election/c_`, me, ZK.EPHEMERAL | ZK.SEQUENCE);
       if (!this.alive(gen)) return;
@@ -373,6 +393,25 @@ export class ZkLeadership implements Leadership {
         }
       },
       (error: unknown) => this.retryLater(gen, async () => this.watchLeader(gen, session), error, 'leader watch'),
+    );
+  }
+
+  private watchPresence(gen: number, session: ZkSession, kind: PresenceKind): void {
+    const again = (): void => {
+      if (this.alive(gen)) this.watchPresence(gen, session, kind);
+    };
+    session.children(`${this.s.root}/${kind}`, again).then(
+      (names) => {
+        if (!this.alive(gen)) return;
+        const now = new Set(names);
+        const gone = this.online[kind].filter((id) => !now.has(id));
+        this.online[kind] = names.sort();
+        if (gone.length > 0) {
+          this.log.warn(`${kind} left ZooKeeper`, { ids: gone });
+          for (const l of this.presenceListeners) l(kind, gone);
+        }
+      },
+      (error: unknown) => this.retryLater(gen, async () => this.watchPresence(gen, session, kind), error, `${kind} watch`),
     );
   }
 
