@@ -16,6 +16,7 @@
 // Then scrubbing: the rooms play 60 s with the scrubber off, then 60 s with it re-hashing at
 // --scrub-mib MiB/s per disk (all 6 disks at once): its measured rate and the rooms' segment
 // download times and stalls side by side.
+import { setMaxListeners } from 'node:events';
 import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import http from 'node:http';
 import { join, resolve } from 'node:path';
@@ -133,6 +134,7 @@ async function main(): Promise<void> {
 
       const victim: NodeInfo = cluster.nodes[victimIndex++ % cluster.nodes.length]!;
       const stop = new AbortController();
+      setMaxListeners(0, stop.signal); // every room waits on it
       const rooms: Array<Promise<RoomResult[]>> = [];
       for (let r = 0; r < phase.rooms; r++) {
         rooms.push((async () => {
@@ -196,6 +198,7 @@ async function main(): Promise<void> {
       await cluster.waitAlive(3);
       const scrubbed = async (): Promise<number> => (await cluster.cluster()).nodes.reduce((s, n) => s + n.disks.reduce((t, d) => t + (d.scrub?.bytesVerified ?? 0), 0), 0);
       const stop = new AbortController();
+      setMaxListeners(0, stop.signal); // every room waits on it
       const rooms: Array<Promise<RoomResult[]>> = [];
       for (let r = 0; r < roomCount; r++) {
         rooms.push((async () => {
