@@ -81,7 +81,9 @@ export class ZkSession {
     this.client = new Client({
       connect: o.connect,
       timeout: o.sessionTimeoutMs,
-      debug_level: Client.constants.ZOO_LOG_LEVEL_ERROR ?? 1,
+      // 0 silences the C client: its plain-text lines would break our one-JSON-object-per-line
+      // logs; every state change and failed call is logged by us instead.
+      debug_level: 0,
       host_order_deterministic: false,
     });
     this.client.on('connect', () => {
