@@ -60,6 +60,8 @@ describe('tracker HA: failover after SIGKILL of the leader (real ZooKeeper)', { 
     const standby = c.trackers.find((t) => t !== first.tracker)!;
     const killedAt = Date.now();
     await c.procs.stop(first.tracker.proc!, 'SIGKILL');
+    // A write started right away: the tracker client waits out the election by itself.
+    const early = c.writeBlob(randomBytes(24 * 1024)).then((w) => ({ ...w, doneMs: Date.now() - killedAt }));
     const next = await waitFor('the standby leads', () => c.soleLeader([standby]), 10_000, 50);
     const leadingMs = Date.now() - killedAt;
     // Serving writes: a placement through the tracker list (the dead one first in it) succeeds.
@@ -67,6 +69,10 @@ describe('tracker HA: failover after SIGKILL of the leader (real ZooKeeper)', { 
     const writesMs = Date.now() - killedAt;
     console.log(`failover: kill → standby leads ${leadingMs} ms, kill → placement served ${writesMs} ms (session timeout ${SESSION_TIMEOUT_MS} ms)`);
     assert.ok(next.epoch > first.epoch, `epoch grows: ${first.epoch} → ${next.epoch}`);
+    const earlyWrite = await early;
+    console.log(`a blob write started at the kill completed after ${earlyWrite.doneMs} ms (epoch ${earlyWrite.placement.epoch})`);
+    assert.equal(earlyWrite.placement.epoch, next.epoch);
+    blobs.push(earlyWrite.id);
     const written = await c.writeBlob(randomBytes(40 * 1024));
     assert.equal(written.placement.epoch, next.epoch);
     blobs.push(written.id);
