@@ -2,7 +2,7 @@
 // role is given both trackers. Exactly one tracker leads; SIGKILL it and the other leads while
 // `ktv up` restarts the killed one as a standby; Ctrl-C stops every child, ZooKeeper included.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
@@ -38,6 +38,19 @@ async function consecutiveFreePorts(count: number): Promise<number> {
   }
   throw new Error(`no ${count} consecutive free ports`);
 }
+
+describe('ktv tracker --zk', () => {
+  test('a malformed connect string is a usage error (exit 2, one line)', async () => {
+    const { code, stderr } = await new Promise<{ code: number; stderr: string }>((resolve) => {
+      execFile(process.execPath, [KTV_BIN, 'tracker', '--data', tempDir('zk-usage'), '--zk', 'not a host'], { env: { ...process.env, KTV_CLUSTER_SECRET: 'x'.repeat(16), KTV_ADMIN_TOKEN: 'y'.repeat(16) }, timeout: 30_000 }, (error, _stdout, err) =>
+        resolve({ code: error ? (typeof error.code === 'number' ? error.code : 1) : 0, stderr: err }),
+      );
+    });
+    assert.equal(code, 2);
+    assert.match(stderr.trim(), /--zk not a host: expected host:port/);
+    assert.equal(stderr.trim().split('\n').length, 1);
+  });
+});
 
 describe('ktv up --ha', () => {
   const procs = new Procs(tempDir('up-ha-logs'), {});
