@@ -3,9 +3,9 @@ import { UsageError } from './args.js';
 
 const USAGE = `usage: ktv <command> [options]
 
-  up [--data DIR]                       whole cluster on this machine (npm start)
-  tracker --port P --data DIR           one tracker
-  storage-node --port P --tracker URL --disk DIR [--disk DIR …] [--id ID]
+  up [--data DIR] [--ha]                whole cluster on this machine (npm start); --ha: ZooKeeper + 2 trackers
+  tracker --port P --data DIR [--zk HOSTS --id ID]   one tracker (--zk: HA on ZooKeeper)
+  storage-node --port P --tracker URL[,URL] --disk DIR [--disk DIR …] [--id ID] [--zk HOSTS]
                                         one storage node, one --disk per disk
   status --tracker URL [--json]         the cluster at a glance (exit 1 while a blob is lost)
   disk drain|mask|unmask NODE DISK --tracker URL [--note TEXT]
@@ -18,7 +18,7 @@ const USAGE = `usage: ktv <command> [options]
   ingest --dir DIR --tracker URL [--jobs N]
                                         a folder with metadata.csv or metadata.json
   library --port P --tracker URL        the upload service (HTTP API + web page)
-  streamer --port P --tracker URL [--id ID] [--public-url URL]
+  streamer --port P --tracker URL[,URL] [--id ID] [--public-url URL] [--zk HOSTS]
                                         HLS for rooms + the room player at /
   loadtest                              (arrives with its issue; see README)
 
