@@ -7,3 +7,6 @@ npx tsc -p tsconfig.json
 node dist/bench/storage-read.js "$@"
 node dist/bench/tracker-index.js
 node dist/bench/player.js
+node dist/bench/failover.js
+# Heavy (ingests the 4-minute 45 Mbit/s source, copies several GB, 20 rooms): runs last.
+node dist/bench/repair.js
