@@ -62,6 +62,30 @@ function clusterConfig(budget: Phase['budget'], scrubBytesPerSec = 0): Record<st
   };
 }
 
+/** Rooms playing the song over and over (each from its own start, a second apart) until `signal`. */
+function startRooms(count: number, play: (room: number) => Promise<RoomResult>, signal: AbortSignal): Promise<RoomResult[]> {
+  const rooms = Array.from({ length: count }, async (_, r) => {
+    await new Promise((res) => setTimeout(res, r * 1000));
+    const out: RoomResult[] = [];
+    while (!signal.aborted) out.push(await play(r));
+    return out;
+  });
+  return Promise.all(rooms).then((all) => all.flat());
+}
+
+/** What the rooms saw: plays, stalls, errors, segment download time over segment duration. */
+function roomFigures(plays: RoomResult[]): Record<string, number> {
+  const downloads = plays.flatMap((p) => p.segments.map((x) => x.downloadMs / (x.durationS * 1000))).sort((a, b) => a - b);
+  return {
+    plays: plays.length,
+    stalls: plays.reduce((n, p) => n + p.stalls.length + (p.stalledAtEnd ? 1 : 0), 0),
+    stallS: Math.round(plays.reduce((n, p) => n + p.stallMs, 0)) / 1000,
+    roomErrors: plays.reduce((n, p) => n + p.errors.length, 0),
+    segmentDownloadOverDurationP50: Math.round(percentile(downloads, 50) * 1000) / 1000,
+    segmentDownloadOverDurationP99: Math.round(percentile(downloads, 99) * 1000) / 1000,
+  };
+}
+
 async function main(): Promise<void> {
   const argv = process.argv.slice(2);
   const blobCount = argValue(argv, 'blobs', 48);
@@ -135,15 +159,7 @@ async function main(): Promise<void> {
       const victim: NodeInfo = cluster.nodes[victimIndex++ % cluster.nodes.length]!;
       const stop = new AbortController();
       setMaxListeners(0, stop.signal); // every room waits on it
-      const rooms: Array<Promise<RoomResult[]>> = [];
-      for (let r = 0; r < phase.rooms; r++) {
-        rooms.push((async () => {
-          await new Promise((res) => setTimeout(res, r * 1000));
-          const out: RoomResult[] = [];
-          while (!stop.signal.aborted) out.push(await playSong({ base, songId: song.id, agent, maxBufferS: 30, signal: stop.signal, toggleAtS: r % 3 === 0 ? 20 : undefined, playS: 90 }));
-          return out;
-        })());
-      }
+      const rooms = startRooms(phase.rooms, (r) => playSong({ base, songId: song.id, agent, maxBufferS: 30, signal: stop.signal, toggleAtS: r % 3 === 0 ? 20 : undefined, playS: 90 }), stop.signal);
       if (phase.rooms > 0) await new Promise((res) => setTimeout(res, phase.rooms * 1000 + 5000));
       const v0: ClusterView = await cluster.cluster();
       const cpu0 = [cluster.tracker!.pid, ...cluster.nodes.filter((n) => n !== victim).map((n) => n.proc!.pid), streamer.pid].map(cpuSeconds);
@@ -159,10 +175,9 @@ async function main(): Promise<void> {
       const seconds = (performance.now() - start) / 1000;
       const cpu1 = [cluster.tracker!.pid, ...cluster.nodes.filter((n) => n !== victim).map((n) => n.proc!.pid), streamer.pid].map(cpuSeconds);
       stop.abort();
-      const plays = (await Promise.all(rooms)).flat();
+      const plays = await rooms;
       const copies = v1.repair.done - v0.repair.done;
       const copiedBytes = v1.repair.copiedBytes !== undefined && v0.repair.copiedBytes !== undefined ? v1.repair.copiedBytes - v0.repair.copiedBytes : NaN;
-      const downloads = plays.flatMap((p) => p.segments.map((s) => s.downloadMs / (s.durationS * 1000))).sort((a, b) => a - b);
       const r = {
         phase: phase.name,
         rooms: phase.rooms,
@@ -173,12 +188,7 @@ async function main(): Promise<void> {
         seconds: Math.round(seconds * 10) / 10,
         // Includes the dead-node detection (1.5 s) and the grace (1 s).
         throughputMiBps: Math.round((copiedBytes / MIB / seconds) * 10) / 10,
-        plays: plays.length,
-        stalls: plays.reduce((n, p) => n + p.stalls.length + (p.stalledAtEnd ? 1 : 0), 0),
-        stallS: Math.round(plays.reduce((n, p) => n + p.stallMs, 0)) / 1000,
-        roomErrors: plays.reduce((n, p) => n + p.errors.length, 0),
-        segmentDownloadOverDurationP50: Math.round(percentile(downloads, 50) * 1000) / 1000,
-        segmentDownloadOverDurationP99: Math.round(percentile(downloads, 99) * 1000) / 1000,
+        ...roomFigures(plays),
         cpuSecondsTrackerNodesStreamer: Math.round(cpu1.reduce((a, b, i) => a + b - cpu0[i]!, 0) * 10) / 10,
       };
       results.push(r);
@@ -199,15 +209,7 @@ async function main(): Promise<void> {
       const scrubbed = async (): Promise<number> => (await cluster.cluster()).nodes.reduce((s, n) => s + n.disks.reduce((t, d) => t + (d.scrub?.bytesVerified ?? 0), 0), 0);
       const stop = new AbortController();
       setMaxListeners(0, stop.signal); // every room waits on it
-      const rooms: Array<Promise<RoomResult[]>> = [];
-      for (let r = 0; r < roomCount; r++) {
-        rooms.push((async () => {
-          await new Promise((res) => setTimeout(res, r * 1000));
-          const out: RoomResult[] = [];
-          while (!stop.signal.aborted) out.push(await playSong({ base, songId: song.id, agent, maxBufferS: 30, signal: stop.signal, playS: 90 }));
-          return out;
-        })());
-      }
+      const rooms = startRooms(roomCount, () => playSong({ base, songId: song.id, agent, maxBufferS: 30, signal: stop.signal, playS: 90 }), stop.signal);
       await new Promise((res) => setTimeout(res, roomCount * 1000 + 5000));
       const s0 = await scrubbed();
       const t0 = performance.now();
@@ -217,19 +219,14 @@ async function main(): Promise<void> {
       const cpu1 = cluster.nodes.map((n) => cpuSeconds(n.proc!.pid));
       const s1 = await scrubbed();
       stop.abort();
-      const plays = (await Promise.all(rooms)).flat();
-      const downloads = plays.flatMap((p) => p.segments.map((x) => x.downloadMs / (x.durationS * 1000))).sort((a, b) => a - b);
+      const plays = await rooms;
       const r = {
         phase: rate === 0 ? `${roomCount} rooms, scrub off` : `${roomCount} rooms, scrub ${rate / MIB} MiB/s per disk`,
         rooms: roomCount,
         scrubConfiguredMiBpsPerDisk: rate / MIB,
         scrubMeasuredMiBps: Math.round(((s1 - s0) / MIB / seconds) * 10) / 10,
         seconds: Math.round(seconds),
-        plays: plays.length,
-        stalls: plays.reduce((n, p) => n + p.stalls.length + (p.stalledAtEnd ? 1 : 0), 0),
-        roomErrors: plays.reduce((n, p) => n + p.errors.length, 0),
-        segmentDownloadOverDurationP50: Math.round(percentile(downloads, 50) * 1000) / 1000,
-        segmentDownloadOverDurationP99: Math.round(percentile(downloads, 99) * 1000) / 1000,
+        ...roomFigures(plays),
         nodeCpuSeconds: Math.round(cpu1.reduce((a, b, i) => a + b - cpu0[i]!, 0) * 10) / 10,
       };
       results.push(r);
