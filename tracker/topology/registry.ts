@@ -82,7 +82,8 @@ export class Registry {
     }
     // A disk the node stopped listing (pulled, failed to mount after a restart) cannot be read.
     for (const disk of node.disks.values()) {
-      if (!reported.has(disk.id) && disk.state !== 'masked') {
+      // (A disk already masked for another reason is relabelled too: operator commands skip it.)
+      if (!reported.has(disk.id) && (disk.state !== 'masked' || disk.reason !== UNLISTED_DISK_REASON)) {
         disk.state = 'masked';
         disk.reason = UNLISTED_DISK_REASON;
         this.version++;
