@@ -20,7 +20,9 @@ const CONFIG = {
   ...FAST_CONFIG,
   tracker: {
     ...FAST_CONFIG.tracker,
-    repairNewBlobGraceMs: 0,
+    // Long enough that no repair copy races the writer's second PUT (a third copy would make the
+    // per-disk counts below drift), short enough not to slow the drain.
+    repairNewBlobGraceMs: 2000,
     repairClusterBytesPerSec: CLUSTER_BUDGET,
     repairNodeBytesPerSec: 16 * 1024 * KIB,
     // No maintenance window: the business-hours budget holds whatever the time of day.
@@ -65,7 +67,13 @@ describe('repair queue, budgets, drain, operator commands and lost blobs (real p
     for (let i = 0; i < 30; i++) await c.writeBlob(randomBytes(BLOB_BYTES));
     await waitFor('30 blobs indexed', async () => (await c.cluster()).blobs.total === 30);
     // Per-disk counts come with the nodes' heartbeats, a beat behind the index: wait for both copies.
-    await waitFor('every copy counted on its disk', async () => (await c.cluster()).nodes.reduce((s, n) => s + n.disks.reduce((t, d) => t + d.blobs, 0), 0) === 60);
+    let last = -1;
+    await waitFor('every copy counted on its disk', async () => {
+      const sum = (await c.cluster()).nodes.reduce((s, n) => s + n.disks.reduce((t, d) => t + d.blobs, 0), 0);
+      const settled = sum >= 60 && sum === last;
+      last = sum;
+      return settled;
+    }, 20_000, 300);
   });
 
   after(() => c.close());
