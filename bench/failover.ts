@@ -42,12 +42,7 @@ async function main(): Promise<void> {
   const epochs: number[] = [];
   let plays: RoomResult[] = [];
   try {
-    await c.startZooKeeper(1);
-    await c.addTrackers(2);
-    for (const t of c.trackers) await c.startTracker(t);
-    for (const id of ['n1', 'n2', 'n3']) await c.addNode(id, 1, true);
-    await waitFor('one leader', () => c.soleLeader(), 20_000);
-    await c.waitWritable();
+    await c.startWithLeader(2, 3);
     const config = defaultConfig();
     const file = join(work, 'song.mp4');
     await makeDemoSong(file, { title: 'Failover', durationS: 30, vocalHz: 440, backingHz: 330, layout: 'two-streams', width: 640, height: 360, videoBitsPerS: 1_500_000 }, config.library.media);

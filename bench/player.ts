@@ -31,6 +31,7 @@ import { launchBrowser, waitForTone as waitForToneShared, type BrowserSession } 
 import { SECRET, TestCluster } from '../test/helpers/cluster.js';
 import { freePort, tempDir, waitFor, type Proc } from '../test/helpers/procs.js';
 import { argString, argValue, percentile, writeJson } from './lib.js';
+import { metricSum as metric } from '../test/helpers/metrics.js';
 
 const CONFIG = {
   storageNode: { heartbeatIntervalMs: 200, diskFreeFloorBytes: 0 },
@@ -84,17 +85,6 @@ const round1 = (x: number): number => Math.round(x * 10) / 10;
 function stats(values: number[]): { n: number; p50: number; p99: number; max: number; min: number } {
   const s = [...values].sort((a, b) => a - b);
   return { n: s.length, p50: round1(percentile(s, 50)), p99: round1(percentile(s, 99)), max: round1(s[s.length - 1] ?? NaN), min: round1(s[0] ?? NaN) };
-}
-
-/** Sums a Prometheus metric's samples whose labels contain every `label="value"` given. */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
 }
 
 async function metricsText(baseUrl: string): Promise<string> {

@@ -34,12 +34,7 @@ describe('tracker failover while a room plays and an upload runs (real ZooKeeper
   const children: number[] = [];
 
   before(async () => {
-    await c.startZooKeeper(1);
-    await c.addTrackers(2);
-    for (const t of c.trackers) await c.startTracker(t);
-    for (const id of ['n1', 'n2', 'n3']) await c.addNode(id, 1, true);
-    await waitFor('one leader', () => c.soleLeader(), 20_000);
-    await c.waitWritable();
+    await c.startWithLeader(2, 3);
     const config = defaultConfig();
     const file = join(work, 'song.mp4');
     await makeDemoSong(file, { title: '千千阙歌', durationS: SONG_S, vocalHz: 440, backingHz: 330, layout: 'two-streams', width: 640, height: 360, videoBitsPerS: 1_500_000 }, config.library.media);

@@ -25,6 +25,7 @@ import { makeDemoSong } from '../library/media/demo.js';
 import { launchBrowser, type BrowserSession } from './helpers/browser.js';
 import { SECRET, TestCluster, type NodeInfo } from './helpers/cluster.js';
 import { freePort, tempDir, waitFor, type Proc } from './helpers/procs.js';
+import { metricSum as metric } from './helpers/metrics.js';
 
 const CONFIG = {
   storageNode: { heartbeatIntervalMs: 200, diskFreeFloorBytes: 0 },
@@ -58,17 +59,6 @@ interface Watch {
   samples: Sample[];
   waiting: Array<{ at: number; t: number; songId: string | null }>;
   mediaErrors: Array<{ at: number; error: string; songId: string | null }>;
-}
-
-/** Sums the samples of a Prometheus metric whose labels contain every `label="value"` given. */
-function metric(text: string, name: string, labels: Record<string, string> = {}): number {
-  let sum = 0;
-  for (const line of text.split('\n')) {
-    if (!line.startsWith(name) || (line[name.length] !== '{' && line[name.length] !== ' ')) continue;
-    if (!Object.entries(labels).every(([k, v]) => line.includes(`${k}="${v}"`))) continue;
-    sum += Number(line.slice(line.lastIndexOf(' ') + 1));
-  }
-  return sum;
 }
 
 /** Blob ids of the streamer's "trying the next one" log lines for `nodeId` between two wall-clock times. */

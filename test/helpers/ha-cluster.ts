@@ -58,6 +58,16 @@ export class HaCluster {
     return this.zk;
   }
 
+  /** One ZooKeeper, `trackers` trackers and `nodes` storage nodes with presence znodes; returns once one leads and writes work. */
+  async startWithLeader(trackers = 2, nodes = 3): Promise<void> {
+    await this.startZooKeeper(1);
+    await this.addTrackers(trackers);
+    for (const t of this.trackers) await this.startTracker(t);
+    for (let i = 1; i <= nodes; i++) await this.addNode(`n${i}`, 1, true);
+    await waitFor('one leader', () => this.soleLeader(), 20_000);
+    await this.waitWritable();
+  }
+
   get trackerList(): string {
     return this.trackers.map((t) => t.url).join(',');
   }
