@@ -20,7 +20,8 @@ const USAGE = `usage: ktv <command> [options]
   library --port P --tracker URL        the upload service (HTTP API + web page)
   streamer --port P --tracker URL[,URL] [--id ID] [--public-url URL] [--zk HOSTS]
                                         HLS for rooms + the room player at /
-  loadtest                              (arrives with its issue; see README)
+  loadtest --target URL (--streams N | --find-max) [--duration S] [--bitrate 45M] [--json FILE]
+                                        paced room clients; ktv loadtest --help for the rest
 
 every role: --config FILE, --set key.path=value, --host H
 secrets: KTV_CLUSTER_SECRET, KTV_ADMIN_TOKEN from the environment`;
@@ -47,7 +48,7 @@ async function main(argv: string[]): Promise<number> {
     case 'streamer':
       return (await import('./roles.js')).runStreamer(rest);
     case 'loadtest':
-      throw new UsageError(`ktv ${command}: not built yet in this version (see the README's roadmap)`);
+      return (await import('./loadtest.js')).runLoadtest(rest);
     case undefined:
     case 'help':
     case '--help':

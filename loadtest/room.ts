@@ -57,8 +57,18 @@ export interface RoomOptions {
   /** A request with no answer/progress for this long fails and is retried. */
   requestTimeoutMs?: number;
   signal?: AbortSignal;
-  /** Called once per segment part downloaded (for live progress and throughput). */
+  /** Called for every chunk of body received (live progress and throughput). */
   onBytes?: (bytes: number) => void;
+  /** Playback started (startup buffer ready), with the startup time. */
+  onStart?: (startupMs: number) => void;
+  /** A whole segment (video and audio parts) arrived. */
+  onSegment?: (t: SegmentTiming) => void;
+  /** The room switched 原唱/伴唱 (it fetches the other rendition from here on). */
+  onToggle?: () => void;
+  /** A failed request (retried or not), as the room counts it in `errors`. */
+  onError?: (message: string) => void;
+  /** The room's playback clock, once the song's playlists are known (a load test polls it live). */
+  onClock?: (clock: PlaybackClock) => void;
 }
 
 export interface SegmentTiming {
@@ -127,6 +137,10 @@ export async function playSong(o: RoomOptions): Promise<RoomResult> {
   const requestedAtMs = performance.now();
   const timeoutMs = o.requestTimeoutMs ?? 10_000;
   const errors: string[] = [];
+  const noteError = (message: string): void => {
+    errors.push(message);
+    o.onError?.(message);
+  };
   const url = (name: string): string => `${o.base}/hls/${o.songId}/${name}`;
   const fetchText = async (name: string): Promise<string> => {
     for (let attempt = 0; ; attempt++) {
@@ -135,7 +149,7 @@ export async function playSong(o: RoomOptions): Promise<RoomResult> {
         if (r.status === 200) return r.body!.toString('utf8');
         throw new Error(`${name}: HTTP ${r.status}`);
       } catch (error) {
-        errors.push((error as Error).message);
+        noteError((error as Error).message);
         if (o.signal?.aborted || attempt >= 5) throw error;
         await sleep(500 * 2 ** attempt, o.signal);
       }
@@ -155,6 +169,7 @@ export async function playSong(o: RoomOptions): Promise<RoomResult> {
   let count = segments.findIndex((s) => s.startS >= lastS);
   if (count < 0) count = segments.length;
   const clock = new PlaybackClock(segments.slice(0, count), requestedAtMs, o.startupSegments ?? 1);
+  o.onClock?.(clock);
   const maxBufferS = o.maxBufferS ?? 30;
   let bytes = 0;
   const onBytes = (n: number): void => {
@@ -174,7 +189,7 @@ export async function playSong(o: RoomOptions): Promise<RoomResult> {
         throw new Error(`${file}@${range[0]}: HTTP ${r.status}, ${r.bytes}/${range[1]} bytes`);
       } catch (error) {
         if (o.signal?.aborted) throw error;
-        errors.push((error as Error).message);
+        noteError((error as Error).message);
         if (attempt >= 12) throw error;
         await sleep(Math.min(4000, 250 * 2 ** attempt), o.signal);
       }
@@ -199,6 +214,7 @@ export async function playSong(o: RoomOptions): Promise<RoomResult> {
       if (!toggled && o.toggleAtS !== undefined && otherUri && clock.started && clock.at(performance.now()).positionS >= o.toggleAtS) {
         toggled = true;
         role = other;
+        o.onToggle?.();
         if (!audios.has(otherUri)) audios.set(otherUri, parseMediaPlaylist(await fetchText(otherUri)));
         currentAudio = otherUri;
         const a = audios.get(currentAudio)!;
@@ -210,8 +226,12 @@ export async function playSong(o: RoomOptions): Promise<RoomResult> {
       const t0 = performance.now();
       await Promise.all([fetchRange(vs.uri, [vs.offsetBytes, vs.lengthBytes]), as ? fetchRange(as.uri, [as.offsetBytes, as.lengthBytes]) : Promise.resolve()]);
       const t1 = performance.now();
+      const wasStarted = clock.started;
       clock.markReady(i, t1);
-      timings.push({ downloadMs: t1 - t0, durationS: vs.durationS });
+      if (!wasStarted && clock.started) o.onStart?.(clock.startupMs);
+      const timing = { downloadMs: t1 - t0, durationS: vs.durationS };
+      timings.push(timing);
+      o.onSegment?.(timing);
     }
     // Play out what is buffered (the song ends on the playback clock, not when the last byte lands).
     if (!o.signal?.aborted && clock.started) {
@@ -224,7 +244,7 @@ export async function playSong(o: RoomOptions): Promise<RoomResult> {
     }
   } catch (error) {
     // Stopped from outside (the load test ended) is not the room giving up.
-    if (!o.signal?.aborted) errors.push(`gave up: ${(error as Error).message}`);
+    if (!o.signal?.aborted) noteError(`gave up: ${(error as Error).message}`);
   }
   const end = clock.at(performance.now());
   return {
