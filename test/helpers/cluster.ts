@@ -35,9 +35,11 @@ export class TestCluster {
   tracker?: Proc;
   readonly nodes: NodeInfo[] = [];
 
-  constructor(name: string, config: Record<string, unknown> = FAST_CONFIG) {
-    this.root = tempDir(name);
-    mkdirSync(join(this.root, 'logs'));
+  /** `root`: a fixed directory to keep the cluster's state in (created when missing; disks and the
+   *  tracker's data persist across runs); default a fresh temp dir. */
+  constructor(name: string, config: Record<string, unknown> = FAST_CONFIG, root?: string) {
+    this.root = root ?? tempDir(name);
+    mkdirSync(join(this.root, 'logs'), { recursive: true });
     this.procs = new Procs(join(this.root, 'logs'), { KTV_CLUSTER_SECRET: SECRET, KTV_ADMIN_TOKEN: ADMIN });
     this.configFile = join(this.root, 'config.json');
     writeFileSync(this.configFile, JSON.stringify(config));
