@@ -13,6 +13,7 @@ import http from 'node:http';
 import { cpus } from 'node:os';
 import { join } from 'node:path';
 import type { PlacementResponse } from '../common/contracts.js';
+import { RawHttpPool } from '../common/raw-http.js';
 import { createLogger } from '../common/log.js';
 import { TrackerClient } from '../common/tracker-client.js';
 import { defaultConfig } from '../config/load.js';
@@ -33,7 +34,7 @@ async function main(): Promise<void> {
   const roomCount = argValue(argv, 'rooms', 4);
   const jsonFile = argString(argv, 'json', 'bench-results/failover.json');
   const c = new HaCluster('bench-failover', { ...HA_FAST_CONFIG, ha: { sessionTimeoutMs: sessionMs }, streamer: { cacheBytes: 1024 * 1024 }, library: { catalogWaitMs: 20_000 } });
-  const agent = new http.Agent({ keepAlive: true });
+  const client = new RawHttpPool({ maxSocketsPerHost: 64, idleTimeoutMs: 4000 });
   const stop = new AbortController();
   setMaxListeners(0, stop.signal);
   const work = tempDir('bench-failover-src');
@@ -55,7 +56,7 @@ async function main(): Promise<void> {
     const rooms = Array.from({ length: roomCount }, async (_, r) => {
       await new Promise((res) => setTimeout(res, r * 2000));
       const out: RoomResult[] = [];
-      while (!stop.signal.aborted) out.push(await playSong({ base, songId, agent, maxBufferS: 6, requestTimeoutMs: 5000, signal: stop.signal }));
+      while (!stop.signal.aborted) out.push(await playSong({ base, songId, client, maxBufferS: 6, requestTimeoutMs: 5000, signal: stop.signal }));
       return out;
     });
     await new Promise((res) => setTimeout(res, roomCount * 2000 + 3000));
@@ -86,7 +87,7 @@ async function main(): Promise<void> {
     plays = (await Promise.all(rooms)).flat();
   } finally {
     stop.abort();
-    agent.destroy();
+    client.destroy();
     await c.close();
   }
   const sortedLead = [...leadMs].sort((a, b) => a - b);

@@ -31,6 +31,7 @@ import { playSong, type RoomResult } from '../loadtest/room.js';
 import { SECRET, TestCluster, type NodeInfo } from '../test/helpers/cluster.js';
 import { freePort, tempDir, waitFor } from '../test/helpers/procs.js';
 import { argString, argValue, cpuSeconds, percentile, writeJson } from './lib.js';
+import { RawHttpPool } from '../common/raw-http.js';
 
 const MIB = 1024 * 1024;
 const log = (line: string): void => void process.stdout.write(`${line}\n`);
@@ -106,7 +107,7 @@ async function main(): Promise<void> {
   }
 
   const cluster = new TestCluster('bench-repair', clusterConfig('unthrottled'));
-  const agent = new http.Agent({ keepAlive: true, maxSockets: 4 * roomCount });
+  const client = new RawHttpPool({ maxSocketsPerHost: 4 * roomCount, idleTimeoutMs: 4000 });
   const results: Array<Record<string, unknown>> = [];
   const work = tempDir('bench-repair-work');
   try {
@@ -159,7 +160,7 @@ async function main(): Promise<void> {
       const victim: NodeInfo = cluster.nodes[victimIndex++ % cluster.nodes.length]!;
       const stop = new AbortController();
       setMaxListeners(0, stop.signal); // every room waits on it
-      const rooms = startRooms(phase.rooms, (r) => playSong({ base, songId: song.id, agent, maxBufferS: 30, signal: stop.signal, toggleAtS: r % 3 === 0 ? 20 : undefined, playS: 90 }), stop.signal);
+      const rooms = startRooms(phase.rooms, (r) => playSong({ base, songId: song.id, client, maxBufferS: 30, signal: stop.signal, toggleAtS: r % 3 === 0 ? 20 : undefined, playS: 90 }), stop.signal);
       if (phase.rooms > 0) await new Promise((res) => setTimeout(res, phase.rooms * 1000 + 5000));
       const v0: ClusterView = await cluster.cluster();
       const cpu0 = [cluster.tracker!.pid, ...cluster.nodes.filter((n) => n !== victim).map((n) => n.proc!.pid), streamer.pid].map(cpuSeconds);
@@ -209,7 +210,7 @@ async function main(): Promise<void> {
       const scrubbed = async (): Promise<number> => (await cluster.cluster()).nodes.reduce((s, n) => s + n.disks.reduce((t, d) => t + (d.scrub?.bytesVerified ?? 0), 0), 0);
       const stop = new AbortController();
       setMaxListeners(0, stop.signal); // every room waits on it
-      const rooms = startRooms(roomCount, () => playSong({ base, songId: song.id, agent, maxBufferS: 30, signal: stop.signal, playS: 90 }), stop.signal);
+      const rooms = startRooms(roomCount, () => playSong({ base, songId: song.id, client, maxBufferS: 30, signal: stop.signal, playS: 90 }), stop.signal);
       await new Promise((res) => setTimeout(res, roomCount * 1000 + 5000));
       const s0 = await scrubbed();
       const t0 = performance.now();
@@ -233,7 +234,7 @@ async function main(): Promise<void> {
       log(JSON.stringify(r));
     }
   } finally {
-    agent.destroy();
+    client.destroy();
     await cluster.close();
     rmSync(work, { recursive: true, force: true });
   }

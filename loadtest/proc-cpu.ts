@@ -15,3 +15,17 @@ export function cpuSeconds(pid: number): number {
     return NaN;
   }
 }
+
+/** CPU seconds the whole machine has been busy (all cores, softirq included) and its core count; /proc/stat. */
+export function machineBusySeconds(): { busyS: number; cores: number } {
+  try {
+    const text = readFileSync('/proc/stat', 'utf8');
+    const first = text.slice(0, text.indexOf('\n')).trim().split(/\s+/).slice(1).map(Number);
+    const total = first.slice(0, 8).reduce((a, b) => a + b, 0);
+    const idle = (first[3] ?? 0) + (first[4] ?? 0);
+    const cores = (text.match(/^cpu\d+ /gm) ?? []).length || 1;
+    return { busyS: (total - idle) / CLOCK_TICKS_PER_S, cores };
+  } catch {
+    return { busyS: NaN, cores: 1 };
+  }
+}

@@ -23,7 +23,7 @@ export function spread(values: number[]): Spread {
 export interface LevelResult {
   /** Rooms (streams) held during the window. */
   streams: number;
-  /** Zero stalls, zero failed requests and no room gave up during the window. */
+  /** No stall began or went on, no request failed and no room gave up during the window. */
   clean: boolean;
   /** A find-max level stops at its first stall rather than running out its window. */
   endedEarly: boolean;
@@ -47,6 +47,8 @@ export interface LevelResult {
   /** The load generator (controller + workers): percent of one core, and cores per Gbit/s served. */
   generatorCpuPercent: number;
   generatorCoresPerGbit: number;
+  /** The whole machine (all processes, kernel included): busy percent of all its cores. */
+  machineBusyPercent: number;
   /** The servers named by --pids (when given): the same two figures. */
   serverCpuPercent?: number;
   serverCoresPerGbit?: number;
@@ -62,6 +64,8 @@ export interface WindowCounters {
   playingRoomSeconds: number;
   generatorCpuS: number;
   serverCpuS?: number;
+  machineBusyS: number;
+  machineCores: number;
 }
 
 export function levelResult(
@@ -79,7 +83,7 @@ export function levelResult(
   const cores = (cpuS: number): number => cpuS / windowS;
   const result: LevelResult = {
     streams,
-    clean: d.stalls === 0 && d.errors === 0 && d.gaveUp === 0,
+    clean: d.stalls === 0 && d.stallMs === 0 && d.errors === 0 && d.gaveUp === 0,
     endedEarly,
     windowS: round(windowS, 1),
     bytesPerS: Math.round(bytesPerS),
@@ -97,6 +101,7 @@ export function levelResult(
     startupMs: spread(samples.startupMs),
     generatorCpuPercent: round(cores(d.generatorCpuS) * 100, 1),
     generatorCoresPerGbit: gbitPerS > 0 ? round(cores(d.generatorCpuS) / gbitPerS) : NaN,
+    machineBusyPercent: round((cores(d.machineBusyS) / d.machineCores) * 100, 1),
   };
   if (d.serverCpuS !== undefined) {
     result.serverCpuPercent = round(cores(d.serverCpuS) * 100, 1);
@@ -112,7 +117,7 @@ function pad(text: string, width: number): string {
 /** The summary table: one row per level. */
 export function formatTable(levels: LevelResult[]): string {
   const hasServer = levels.some((l) => l.serverCpuPercent !== undefined);
-  const head = ['streams', 'result', 'Gbit/s', 'MB/s', 'stalls', 'stall s', 'errors', 'seg p50 ms', 'seg p99 ms', 'p99/dur', 'startup p50', 'startup p99', 'gen CPU%', ...(hasServer ? ['srv CPU%', 'srv cores/Gbit'] : [])];
+  const head = ['streams', 'result', 'Gbit/s', 'MB/s', 'stalls', 'stall s', 'errors', 'seg p50 ms', 'seg p99 ms', 'p99/dur', 'startup p50', 'startup p99', 'gen CPU%', 'machine busy%', ...(hasServer ? ['srv CPU%', 'srv cores/Gbit'] : [])];
   const rows = levels.map((l) => [
     String(l.streams),
     l.clean ? 'ok' : l.endedEarly ? 'STALL (stopped)' : 'STALL',
@@ -127,6 +132,7 @@ export function formatTable(levels: LevelResult[]): string {
     fmt(l.startupMs.p50),
     fmt(l.startupMs.p99),
     l.generatorCpuPercent.toFixed(0),
+    Number.isFinite(l.machineBusyPercent) ? l.machineBusyPercent.toFixed(0) : '-',
     ...(hasServer ? [l.serverCpuPercent?.toFixed(0) ?? '-', l.serverCoresPerGbit !== undefined && Number.isFinite(l.serverCoresPerGbit) ? l.serverCoresPerGbit.toFixed(2) : '-'] : []),
   ]);
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => r[i]!.length)));

@@ -7,7 +7,7 @@
 // buffered and switches at the next fetch).
 //
 // Used by `ktv loadtest`, the disk-fault tests and the repair benchmark.
-import http from 'node:http';
+import { RawHttpError, type RawHttpPool } from '../common/raw-http.js';
 import { parseAttributes, parseMediaPlaylist, type MediaPlaylist } from '../library/media/playlist.js';
 import { PlaybackClock, type StallRecord } from './clock.js';
 
@@ -44,7 +44,8 @@ export interface RoomOptions {
   /** Streamer base URL, e.g. http://127.0.0.1:8080 */
   base: string;
   songId: string;
-  agent: http.Agent;
+  /** Keep-alive connections (loadtest runs one pool per worker process). */
+  client: RawHttpPool;
   role?: 'vocal' | 'backing';
   /** Segments that must be ready before playback starts (hls.js starts after ~1 segment). */
   startupSegments?: number;
@@ -98,26 +99,46 @@ interface GetResult {
   bytes: number;
 }
 
-/** One GET on a keep-alive agent; the body is kept only when `keep` (playlists), else counted. */
-export function get(url: string, agent: http.Agent, opts: { range?: [number, number]; keep?: boolean; timeoutMs: number; signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<GetResult> {
-  return new Promise((resolve, reject) => {
-    const headers: Record<string, string> = {};
-    if (opts.range) headers.range = `bytes=${opts.range[0]}-${opts.range[0] + opts.range[1] - 1}`;
-    const req = http.get(url, { agent, headers, signal: opts.signal }, (res) => {
-      const chunks: Buffer[] = [];
-      let bytes = 0;
-      res.on('data', (c: Buffer) => {
-        bytes += c.length;
-        if (opts.keep) chunks.push(c);
-        opts.onBytes?.(c.length);
-      });
-      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: opts.keep ? Buffer.concat(chunks) : undefined, bytes }));
-      res.on('error', reject);
-      res.on('aborted', () => reject(new Error('response aborted')));
-    });
-    req.setTimeout(opts.timeoutMs, () => req.destroy(new Error(`no progress for ${opts.timeoutMs} ms`)));
-    req.on('error', reject);
-  });
+/** Bytes a room counts but never looks at land here (one buffer per process: reads are synchronous). */
+const DISCARD = Buffer.allocUnsafe(1024 * 1024);
+/** Playlists are kept; nothing else is. */
+const MAX_KEPT_BYTES = 16 * 1024 * 1024;
+
+/**
+ * One GET on the room's keep-alive pool; the body is kept only when `keep` (playlists), else
+ * counted. A request with no bytes for `timeoutMs` fails.
+ */
+export async function get(url: string, client: RawHttpPool, opts: { range?: [number, number]; keep?: boolean; timeoutMs: number; signal?: AbortSignal; onBytes?: (n: number) => void }): Promise<GetResult> {
+  const headers: Record<string, string> = {};
+  if (opts.range) headers.range = `bytes=${opts.range[0]}-${opts.range[0] + opts.range[1] - 1}`;
+  let body: Buffer | undefined;
+  let bytes = 0;
+  const sink = {
+    onHead(h: { contentLength: number }): void {
+      if (!opts.keep) return;
+      if (h.contentLength > MAX_KEPT_BYTES) throw new Error(`a ${h.contentLength}-byte playlist is over ${MAX_KEPT_BYTES} bytes`);
+      body = Buffer.allocUnsafe(h.contentLength);
+    },
+    target(maxBytes: number): Buffer {
+      return body ? body.subarray(bytes, bytes + maxBytes) : DISCARD.subarray(0, Math.min(maxBytes, DISCARD.length));
+    },
+    written(n: number): void {
+      bytes += n;
+      timer.refresh();
+      opts.onBytes?.(n);
+    },
+  };
+  const request = client.request(new URL(url), headers, sink, { signal: opts.signal });
+  const timer = setTimeout(() => request.abort(`no progress for ${opts.timeoutMs} ms`), opts.timeoutMs);
+  try {
+    const head = await request.head;
+    return { status: head.status, body, bytes };
+  } catch (error) {
+    if (error instanceof RawHttpError) throw new Error(error.message);
+    throw error;
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const sleep = (ms: number, signal?: AbortSignal): Promise<void> =>
@@ -145,7 +166,7 @@ export async function playSong(o: RoomOptions): Promise<RoomResult> {
   const fetchText = async (name: string): Promise<string> => {
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = await get(url(name), o.agent, { keep: true, timeoutMs, signal: o.signal });
+        const r = await get(url(name), o.client, { keep: true, timeoutMs, signal: o.signal });
         if (r.status === 200) return r.body!.toString('utf8');
         throw new Error(`${name}: HTTP ${r.status}`);
       } catch (error) {
@@ -184,7 +205,7 @@ export async function playSong(o: RoomOptions): Promise<RoomResult> {
   const fetchRange = async (file: string, range: [number, number]): Promise<void> => {
     for (let attempt = 0; ; attempt++) {
       try {
-        const r = await get(url(file), o.agent, { range, timeoutMs, signal: o.signal, onBytes });
+        const r = await get(url(file), o.client, { range, timeoutMs, signal: o.signal, onBytes });
         if (r.status === 206 && r.bytes === range[1]) return;
         throw new Error(`${file}@${range[0]}: HTTP ${r.status}, ${r.bytes}/${range[1]} bytes`);
       } catch (error) {

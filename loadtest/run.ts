@@ -5,7 +5,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { fileURLToPath } from 'node:url';
-import { cpuSeconds } from './proc-cpu.js';
+import { cpuSeconds, machineBusySeconds } from './proc-cpu.js';
 import { FromWorker, SongRef, type StartMessage, type TickMessage, type ToWorker } from './protocol.js';
 import { formatRate, levelResult, type LevelResult, type WindowCounters } from './report.js';
 
@@ -218,7 +218,10 @@ export class LoadController {
     const sum = (f: (t: TickMessage) => number): number => this.workers.reduce((n, w) => n + (w.last ? f(w.last) : 0), 0);
     const own = process.cpuUsage(this.cpuAtStart);
     const pids = this.options.serverPids;
+    const machine = machineBusySeconds();
     return {
+      machineBusyS: machine.busyS,
+      machineCores: machine.cores,
       bytes: sum((t) => t.bytes),
       stalls: sum((t) => t.stalls),
       stallMs: sum((t) => t.stallMs),
@@ -289,6 +292,8 @@ export class LoadController {
       songsStarted: c1.songsStarted - c0.songsStarted,
       playingRoomSeconds: c1.playingRoomSeconds - c0.playingRoomSeconds,
       generatorCpuS: c1.generatorCpuS - c0.generatorCpuS,
+      machineBusyS: c1.machineBusyS - c0.machineBusyS,
+      machineCores: c1.machineCores,
       ...(c1.serverCpuS !== undefined && c0.serverCpuS !== undefined ? { serverCpuS: c1.serverCpuS - c0.serverCpuS } : {}),
     };
     return levelResult(this.streams, windowS1, d, this.takeSamples(), this.options.bitrateBitsPerS, endedEarly);

@@ -3,7 +3,7 @@
 // loadtest/room.ts, and reports cumulative counters every tick over IPC. Several of these share
 // the machine's cores so the generator is not what limits a run.
 import { setMaxListeners } from 'node:events';
-import http from 'node:http';
+import { RawHttpPool } from '../common/raw-http.js';
 import type { PlaybackClock } from './clock.js';
 import { FromWorker, ToWorker, type StartMessage, type TickMessage } from './protocol.js';
 import { playSong } from './room.js';
@@ -39,7 +39,7 @@ const sleep = (ms: number, signal: AbortSignal): Promise<void> =>
 
 class Worker {
   private readonly rooms = new Map<number, Room>();
-  private readonly agent: http.Agent;
+  private readonly client: RawHttpPool;
   private readonly zipf: Zipf;
   private readonly totals = { bytes: 0, stalls: 0, stallMs: 0, errors: 0, gaveUp: 0, songsStarted: 0, songsDone: 0, toggles: 0 };
   private segmentDownloadMs: number[] = [];
@@ -50,7 +50,7 @@ class Worker {
 
   constructor(private readonly cfg: StartMessage) {
     // Two connections per room (video and audio in parallel), kept alive like a browser's.
-    this.agent = new http.Agent({ keepAlive: true, maxSockets: Infinity, maxFreeSockets: 4096, scheduling: 'lifo' });
+    this.client = new RawHttpPool({ maxSocketsPerHost: 100_000, idleTimeoutMs: 30_000 });
     this.zipf = new Zipf(cfg.songs.length, cfg.zipfExponent);
     this.timer = setInterval(() => void send(this.tick(false)), cfg.tickMs);
   }
@@ -98,7 +98,7 @@ class Worker {
         const r = await playSong({
           base: cfg.target,
           songId: song.id,
-          agent: this.agent,
+          client: this.client,
           role,
           startupSegments: cfg.startupSegments,
           maxBufferS: cfg.maxBufferS,
@@ -185,7 +185,7 @@ class Worker {
     for (const room of rooms) room.abort.abort();
     await Promise.all(rooms.map((r) => r.done));
     clearInterval(this.timer);
-    this.agent.destroy();
+    this.client.destroy();
     await send(final);
   }
 }

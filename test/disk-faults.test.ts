@@ -25,6 +25,7 @@ import { blobPath, META_FILE } from '../storage-node/store/layout.js';
 import { playSong, type RoomResult } from '../loadtest/room.js';
 import { ADMIN, SECRET, TestCluster, type NodeInfo } from './helpers/cluster.js';
 import { freePort, tempDir, waitFor, type Proc } from './helpers/procs.js';
+import { RawHttpPool } from '../common/raw-http.js';
 
 const GRACE_MS = 8000;
 const CONFIG = {
@@ -40,7 +41,7 @@ const ROOM_BUFFER_S = 8;
 describe('disk and node faults while a room plays', () => {
   const cluster = new TestCluster('disk-faults', CONFIG);
   const work = tempDir('disk-faults-src');
-  const agent = new http.Agent({ keepAlive: true });
+  const client = new RawHttpPool({ maxSocketsPerHost: 64, idleTimeoutMs: 4000 });
   let streamer: Proc | undefined;
   let base = '';
   let songId = '';
@@ -65,7 +66,7 @@ describe('disk and node faults while a room plays', () => {
   });
 
   after(async () => {
-    agent.destroy();
+    client.destroy();
     await cluster.close();
     rmSync(work, { recursive: true, force: true });
   });
@@ -95,7 +96,7 @@ describe('disk and node faults while a room plays', () => {
 
   /** Plays the song in a paced room; `fault` runs once the room has played `afterS` seconds. */
   async function playThrough(fault: () => Promise<void>, afterS = 3): Promise<RoomResult> {
-    const room = playSong({ base, songId, agent, maxBufferS: ROOM_BUFFER_S, requestTimeoutMs: 5000 });
+    const room = playSong({ base, songId, client, maxBufferS: ROOM_BUFFER_S, requestTimeoutMs: 5000 });
     await new Promise((r) => setTimeout(r, afterS * 1000));
     await fault();
     const r = await room;

@@ -19,6 +19,7 @@ import { playSong } from '../loadtest/room.js';
 import { ADMIN, SECRET } from './helpers/cluster.js';
 import { HA_FAST_CONFIG, HaCluster } from './helpers/ha-cluster.js';
 import { freePort, KTV_BIN, tempDir, waitFor, type Proc } from './helpers/procs.js';
+import { RawHttpPool } from '../common/raw-http.js';
 
 const SESSION_TIMEOUT_MS = 4000;
 const SONG_S = 24;
@@ -26,7 +27,7 @@ const SONG_S = 24;
 describe('tracker failover while a room plays and an upload runs (real ZooKeeper)', { timeout: 240_000 }, () => {
   const c = new HaCluster('ha-rooms', { ...HA_FAST_CONFIG, ha: { sessionTimeoutMs: SESSION_TIMEOUT_MS }, streamer: { cacheBytes: 1024 * 1024 }, library: { catalogWaitMs: 20_000 } });
   const work = tempDir('ha-rooms-src');
-  const agent = new http.Agent({ keepAlive: true });
+  const client = new RawHttpPool({ maxSocketsPerHost: 64, idleTimeoutMs: 4000 });
   let streamer: Proc | undefined;
   let base = '';
   let songId = '';
@@ -48,7 +49,7 @@ describe('tracker failover while a room plays and an upload runs (real ZooKeeper
   });
 
   after(async () => {
-    agent.destroy();
+    client.destroy();
     for (const pid of children) {
       try {
         process.kill(pid, 'SIGKILL');
@@ -64,7 +65,7 @@ describe('tracker failover while a room plays and an upload runs (real ZooKeeper
     assert.ok(streamer);
     const leader = (await c.soleLeader())!;
     assert.ok(leader, 'one leader');
-    const room = playSong({ base, songId, agent, maxBufferS: 6, requestTimeoutMs: 5000 });
+    const room = playSong({ base, songId, client, maxBufferS: 6, requestTimeoutMs: 5000 });
     await new Promise((r) => setTimeout(r, 4000));
     const killedAt = Date.now();
     await c.procs.stop(leader.tracker.proc!, 'SIGKILL');
@@ -92,7 +93,7 @@ describe('tracker failover while a room plays and an upload runs (real ZooKeeper
 
   it('ZooKeeper gone entirely while a room plays: no tracker leads, the room never stalls; back: one leader', async () => {
     const zk = c.zk!;
-    const room = playSong({ base, songId, agent, maxBufferS: 6, requestTimeoutMs: 5000 });
+    const room = playSong({ base, songId, client, maxBufferS: 6, requestTimeoutMs: 5000 });
     await new Promise((r) => setTimeout(r, 3000));
     await zk.stopAll();
     await waitFor('no tracker leads', async () => (await Promise.all(c.trackers.map((t) => c.health(t)))).every((h) => !h || !h.leader), 10_000, 50);

@@ -8,6 +8,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import { PlaybackClock } from '../loadtest/clock.js';
 import { parseMaster, playSong } from '../loadtest/room.js';
+import { RawHttpPool } from '../common/raw-http.js';
 
 const SEG_S = 1;
 const SEGMENTS = 8;
@@ -38,7 +39,7 @@ describe('simulated room accounting (loadtest/room.ts)', () => {
   /** Video segment index → extra delay before answering, ms. */
   const holdMs = new Map<number, number>();
   const requests: string[] = [];
-  const agent = new http.Agent({ keepAlive: true });
+  const client = new RawHttpPool({ maxSocketsPerHost: 64, idleTimeoutMs: 4000 });
 
   before(async () => {
     server = http.createServer((req, res) => {
@@ -46,7 +47,7 @@ describe('simulated room accounting (loadtest/room.ts)', () => {
       requests.push(`${name} ${req.headers.range ?? ''}`);
       const text = name === 'master.m3u8' ? MASTER : name === 'video.m3u8' ? mediaPlaylist('video.mp4', VIDEO_SEG_BYTES) : name === 'vocal.m3u8' ? mediaPlaylist('vocal.mp4', AUDIO_SEG_BYTES) : name === 'backing.m3u8' ? mediaPlaylist('backing.mp4', AUDIO_SEG_BYTES) : '';
       if (text) {
-        res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl' }).end(text);
+        res.writeHead(200, { 'content-type': 'application/vnd.apple.mpegurl', 'content-length': Buffer.byteLength(text) }).end(text);
         return;
       }
       const m = /^bytes=(\d+)-(\d+)$/.exec(String(req.headers.range ?? ''));
@@ -69,7 +70,7 @@ describe('simulated room accounting (loadtest/room.ts)', () => {
   });
 
   after(async () => {
-    agent.destroy();
+    client.destroy();
     await new Promise((r) => server.close(r));
   });
 
@@ -99,7 +100,7 @@ describe('simulated room accounting (loadtest/room.ts)', () => {
   test('a fast server: no stall, every byte, the vocal toggle switches the audio file', async () => {
     holdMs.clear();
     requests.length = 0;
-    const r = await playSong({ base, songId: 's1', agent, maxBufferS: 3, toggleAtS: 3 });
+    const r = await playSong({ base, songId: 's1', client, maxBufferS: 3, toggleAtS: 3 });
     assert.deepEqual(r.errors, []);
     assert.equal(r.stalls.length, 0);
     assert.equal(r.stallMs, 0);
@@ -115,7 +116,7 @@ describe('simulated room accounting (loadtest/room.ts)', () => {
     // maxBuffer 2 s: segment 4 is asked for when the playhead passes 2 s and needed at 4 s; held
     // 3 s, it arrives near 5 s: one stall of about 1 s at segment 4.
     holdMs.set(4, 3000);
-    const r = await playSong({ base, songId: 's1', agent, maxBufferS: 2 });
+    const r = await playSong({ base, songId: 's1', client, maxBufferS: 2 });
     assert.deepEqual(r.errors, []);
     assert.equal(r.stalls.length, 1, JSON.stringify(r.stalls));
     assert.equal(r.stalls[0]!.segment, 4);
@@ -127,7 +128,7 @@ describe('simulated room accounting (loadtest/room.ts)', () => {
   test('pacing: with a full buffer the room fetches at the song bitrate', async () => {
     holdMs.clear();
     const t0 = performance.now();
-    const r = await playSong({ base, songId: 's1', agent, maxBufferS: 1 });
+    const r = await playSong({ base, songId: 's1', client, maxBufferS: 1 });
     const wallS = (performance.now() - t0) / 1000;
     const songBytes = SEGMENTS * (VIDEO_SEG_BYTES + AUDIO_SEG_BYTES) + 2 * INIT_BYTES;
     assert.equal(r.bytes, songBytes);

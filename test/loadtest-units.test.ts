@@ -52,7 +52,7 @@ describe('a load level\'s figures', () => {
     const l = levelResult(
       100,
       10,
-      { bytes: 5_625_000_000, stalls: 2, stallMs: 3000, errors: 0, gaveUp: 0, songsStarted: 120, playingRoomSeconds: 1000, generatorCpuS: 5, serverCpuS: 9 },
+      { bytes: 5_625_000_000, stalls: 2, stallMs: 3000, errors: 0, gaveUp: 0, songsStarted: 120, playingRoomSeconds: 1000, generatorCpuS: 5, serverCpuS: 9, machineBusyS: 15, machineCores: 2 },
       { downloadMs: [100, 200, 300, 4000], durationMs: [4000, 4000, 4000, 4000], startupMs: [50, 70], errors: [] },
       45e6,
       false,
@@ -67,13 +67,14 @@ describe('a load level\'s figures', () => {
     assert.equal(l.generatorCoresPerGbit, 0.111);
     assert.equal(l.serverCpuPercent, 90);
     assert.equal(l.serverCoresPerGbit, 0.2);
+    assert.equal(l.machineBusyPercent, 75);
     assert.deepEqual(l.segmentDownloadMs, { count: 4, p50: 200, p99: 4000, max: 4000 });
     assert.equal(l.segmentDownloadOverDuration.p99, 1);
     assert.match(formatTable([l]), /^\s*streams\s+result.*\n\s+100\s+STALL\s+4\.50\s+563\s+2\s+3\.0/);
   });
 
   test('a clean level; empty samples give NaN spreads, not zeros', () => {
-    const l = levelResult(3, 5, { bytes: 0, stalls: 0, stallMs: 0, errors: 0, gaveUp: 0, songsStarted: 0, playingRoomSeconds: 0, generatorCpuS: 0 }, { downloadMs: [], durationMs: [], startupMs: [], errors: [] }, 45e6, false);
+    const l = levelResult(3, 5, { bytes: 0, stalls: 0, stallMs: 0, errors: 0, gaveUp: 0, songsStarted: 0, playingRoomSeconds: 0, generatorCpuS: 0, machineBusyS: 0, machineCores: 2 }, { downloadMs: [], durationMs: [], startupMs: [], errors: [] }, 45e6, false);
     assert.equal(l.clean, true);
     assert.equal(l.serverCpuPercent, undefined);
     assert.ok(Number.isNaN(spread([]).p50));
