@@ -67,8 +67,8 @@ const GB = 1e9;
  * probe fsync behind a GB of dirty pages is enough) stops all placement, i.e. the ingest.
  */
 export const LOAD_CLUSTER_CONFIG: Record<string, Record<string, unknown>> = {
-  storageNode: { heartbeatIntervalMs: 250, diskFreeFloorBytes: 0, scrubBytesPerSec: 0, slowFloorMs: 10_000, probeTimeoutMs: 20_000 },
-  tracker: { nodeDeadAfterMs: 5000, repairGraceMs: 3_600_000, repairIntervalMs: 500, placementFreeFloorBytes: 0 },
+  storageNode: { diskFreeFloorBytes: 0, scrubBytesPerSec: 0, slowFloorMs: 10_000, probeTimeoutMs: 20_000 },
+  tracker: { nodeDeadAfterMs: 5000, repairGraceMs: 3_600_000, placementFreeFloorBytes: 0 },
   library: { catalogWaitMs: 30_000 },
 };
 

@@ -180,7 +180,7 @@ export function createApp(deps: ServerDeps): Express {
       res.writeHead(status, headers).end();
       return;
     }
-    const reader = await store.openReader(id).catch((error: unknown) => {
+    const reader = await store.openReader(id, { pooled: true }).catch((error: unknown) => {
       throw asHttp(error);
     });
     const pieces = reader.range(startByte, endByte);
@@ -190,7 +190,9 @@ export function createApp(deps: ServerDeps): Express {
       let next = await pieces.next();
       res.writeHead(status, headers);
       while (!next.done && !res.destroyed) {
-        if (!res.write(next.value)) await drained(res);
+        const piece = next.value;
+        // The buffer goes back to the pool once the socket has taken its bytes, not before.
+        if (!res.write(piece, () => store.readPool.give(piece))) await drained(res);
         if (res.destroyed) break;
         next = await pieces.next();
       }

@@ -2,6 +2,7 @@
 // state, disk choice, inventory batching, the change buffer, the LRU and the epoch fence.
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
+import { BufferPool } from '../storage-node/store/buffer-pool.js';
 import { describe, test } from 'node:test';
 import { EpochFence } from '../storage-node/epoch.js';
 import { copyDeadlineMs } from '../storage-node/copy/replica-copy.js';
@@ -216,5 +217,34 @@ describe('small parts', () => {
     assert.equal(most, 2);
     assert.equal(copyDeadlineMs(0, 1000), 1000);
     assert.equal(copyDeadlineMs(1024 ** 3, 1000), 2000);
+  });
+});
+
+describe('read buffer pool', () => {
+  test('a buffer given back is handed out again; views of it count; foreign and oversize ones do not', () => {
+    const pool = new BufferPool(1024, 2);
+    const a = pool.take(1000);
+    assert.equal(a.length, 1000);
+    assert.equal(a.buffer.byteLength, 1024);
+    pool.give(a.subarray(10, 20));
+    assert.equal(pool.size, 1);
+    const b = pool.take(512);
+    assert.equal(b.buffer, a.buffer, 'the same memory again');
+    assert.equal(b.length, 512);
+    assert.equal(pool.size, 0);
+    const big = pool.take(4096);
+    assert.equal(big.length, 4096);
+    pool.give(big);
+    pool.give(Buffer.alloc(1024));
+    assert.equal(pool.size, 1, 'a plain 1024-byte Buffer has its own ArrayBuffer of that size: accepted');
+    pool.give(Buffer.allocUnsafe(100));
+    assert.equal(pool.size, 1, 'a slice of Node\'s shared pool is never taken in');
+  });
+
+  test('bounded: at most maxFree buffers wait', () => {
+    const pool = new BufferPool(64, 2);
+    const bufs = [pool.take(64), pool.take(64), pool.take(64)];
+    for (const b of bufs) pool.give(b);
+    assert.equal(pool.size, 2);
   });
 });

@@ -20,6 +20,7 @@ import { blobPath, sumsPath } from './layout.js';
 import { Lru } from './lru.js';
 import { BlobReader } from './read.js';
 import { scanDisk } from './scan.js';
+import { BufferPool } from './buffer-pool.js';
 import { Scrubber } from './scrub.js';
 import { moveToQuarantine, verifyBlobFile } from './verify.js';
 import { commitStaged, discard, drainBody, openStaging, receiveBody, type Staging } from './write.js';
@@ -81,6 +82,8 @@ export class BlobStore {
   readonly inventory = new Inventory();
   readonly changes = new ChangeLog();
   private readonly verified: Lru<string, Uint8Array>;
+  /** Buffers for range reads served to the network (at most 64 idle: 64 MiB at 1 MiB each). */
+  readonly readPool: BufferPool;
   private readonly locks = new Map<string, Promise<void>>();
   private readonly tempsInUse = new Set<string>();
   private readonly timers: NodeJS.Timeout[] = [];
@@ -104,6 +107,7 @@ export class BlobStore {
     private readonly hooks: StoreHooks,
   ) {
     this.verified = new Lru(config.verifiedCacheEntries);
+    this.readPool = new BufferPool(Math.max(config.verifyChunkBytes, config.readBufferBytes), 64);
   }
 
   /** Opens every disk (a bad one is masked, never fatal), settles the node id and scans. */
@@ -334,8 +338,11 @@ export class BlobStore {
 
   // ---- read -----------------------------------------------------------------------------------
 
-  /** Opens a blob for verified range reads. The caller closes the reader. */
-  async openReader(id: string): Promise<BlobReader> {
+  /**
+   * Opens a blob for verified range reads. The caller closes the reader. With `pooled`, range()
+   * pieces come from `readPool` and the caller gives each back once it has been sent.
+   */
+  async openReader(id: string, opts: { pooled?: boolean } = {}): Promise<BlobReader> {
     const entry = this.inventory.get(id);
     const disk = entry && this.diskById(entry.diskId);
     if (!entry || !disk || !isReadable(disk.state)) throw new StoreError('not-found', `blob ${id} is not on this node`);
@@ -346,6 +353,7 @@ export class BlobStore {
         verified: this.verified,
         onCorrupt: (reason) => this.quarantine(id, disk, reason),
         onBytesRead: (bytes) => this.hooks.bytesRead(disk.id, bytes),
+        pool: opts.pooled ? this.readPool : undefined,
       });
     } catch (error) {
       if (error instanceof StoreError) throw error;

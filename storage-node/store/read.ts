@@ -19,6 +19,7 @@ import type { Disk } from './disk.js';
 import { StoreError } from './errors.js';
 import type { InventoryEntry } from './inventory.js';
 import { blobPath, sumsPath, tmpDir, TMP_SUFFIX } from './layout.js';
+import type { BufferPool } from './buffer-pool.js';
 import type { Lru } from './lru.js';
 
 export interface ReadDeps {
@@ -29,6 +30,8 @@ export interface ReadDeps {
   /** Called once when the blob turns out corrupt; moves the replica aside. */
   onCorrupt: (reason: string) => Promise<void>;
   onBytesRead: (bytes: number) => void;
+  /** Pieces of range() come from here; the consumer gives each back once sent (optional). */
+  pool?: BufferPool;
 }
 
 export class BlobReader {
@@ -83,11 +86,11 @@ export class BlobReader {
       const to = Math.min(endByte + 1, span.endByte);
       if (isSet(bits, c)) {
         // Known good: read only the slice asked for, in bounded buffers.
-        for (let at = from; at < to; at += readBufferBytes) yield await this.readExact(at, Math.min(readBufferBytes, to - at));
+        for (let at = from; at < to; at += readBufferBytes) yield await this.readExact(at, Math.min(readBufferBytes, to - at), true);
         continue;
       }
       sums ??= await this.loadSums(first, last);
-      const whole = await this.readExact(span.startByte, span.endByte - span.startByte);
+      const whole = await this.readExact(span.startByte, span.endByte - span.startByte, true);
       const expected = sums.subarray((c - first) * DIGEST_BYTES, (c - first + 1) * DIGEST_BYTES);
       if (!sha256(whole).equals(expected)) {
         await this.deps.onCorrupt(`chunk ${c} does not match its checksum`);
@@ -108,8 +111,8 @@ export class BlobReader {
   }
 
   /** Reads exactly `length` bytes at `position`; a short file is corruption (truncated). */
-  private async readExact(position: number, length: number): Promise<Buffer> {
-    const buf = Buffer.allocUnsafe(length);
+  private async readExact(position: number, length: number, pooled = false): Promise<Buffer> {
+    const buf = pooled && this.deps.pool ? this.deps.pool.take(length) : Buffer.allocUnsafe(length);
     let got = 0;
     while (got < length) {
       const { bytesRead } = await this.disk.op('read blob', () => this.fh.read(buf, got, length - got, position + got));

@@ -15,6 +15,7 @@ import http from 'node:http';
 import type { ReplicaInfo } from '../../common/contracts.js';
 import type { ReadFailureReason } from '../../common/contracts.js';
 import { HttpError, signedBlobHeaders } from '../../common/http.js';
+import { RawHttpError, RawHttpPool, type RawHead } from '../../common/raw-http.js';
 import type { Logger } from '../../common/log.js';
 import type { LocationResolver } from '../resolve/locations.js';
 import type { StreamerMetrics } from '../metrics.js';
@@ -42,7 +43,10 @@ type Mode = 'buffer' | 'stream';
 const FREE_SOCKET_TIMEOUT_MS = 4000;
 
 export class UpstreamReader {
+  /** Streamed-through ranges (rare: over cacheMaxEntryBytes or the in-flight budget). */
   readonly agent: http.Agent;
+  /** Buffered segment reads, the hot path: bytes land straight in the segment's buffer. */
+  readonly pool: RawHttpPool;
 
   constructor(
     private readonly options: UpstreamOptions,
@@ -59,22 +63,113 @@ export class UpstreamReader {
       timeout: FREE_SOCKET_TIMEOUT_MS,
       scheduling: 'lifo',
     });
+    this.pool = new RawHttpPool({ maxSocketsPerHost: options.maxSocketsPerNode, idleTimeoutMs: FREE_SOCKET_TIMEOUT_MS });
   }
 
   close(): void {
     this.agent.destroy();
+    this.pool.destroy();
   }
 
-  /** Exactly bytes [startByte, endByte] of the blob, in one buffer (one copy, no concat). */
+  /**
+   * Exactly bytes [startByte, endByte] of the blob, in one buffer. The kernel copies the answer
+   * straight into it (common/raw-http.ts); after a failure the next replica fills in the rest.
+   */
   async readBuffer(blobId: string, startByte: number, endByte: number): Promise<Buffer> {
     const out = Buffer.allocUnsafe(endByte - startByte + 1);
-    let at = 0;
-    for await (const chunk of this.chunks(blobId, startByte, endByte, 'buffer')) {
-      chunk.copy(out, at);
-      at += chunk.length;
+    let offset = startByte;
+    const failed = new Set<string>();
+    const errors: string[] = [];
+    let attempts = 0;
+    while (offset <= endByte) {
+      const replica = await this.nextReplica(blobId, startByte, endByte, offset, failed, attempts, errors);
+      attempts += 1;
+      if (attempts > 1) this.metrics.failovers.inc();
+      try {
+        await this.attemptInto(blobId, replica, offset, endByte, out, offset - startByte, (n) => {
+          offset += n;
+        });
+      } catch (error) {
+        if (!(error instanceof UpstreamError)) throw error;
+        failed.add(`${replica.nodeId}/${replica.diskId}`);
+        errors.push(`${replica.nodeId}: ${error.message}`);
+        this.failure(blobId, replica, error);
+      }
     }
-    if (at !== out.length) throw new Error(`upstream read of ${blobId} ended at ${at} of ${out.length} bytes`);
     return out;
+  }
+
+  /** The best replica not yet failed for this read, or the read's end (502) when none is left. */
+  private async nextReplica(blobId: string, startByte: number, endByte: number, offset: number, failed: Set<string>, attempts: number, errors: string[]): Promise<ReplicaInfo> {
+    const located = await this.locations.get(blobId);
+    if (located.size <= endByte) {
+      throw new HttpError(502, `the cluster says this file is ${located.size} bytes; byte ${endByte} was asked for`);
+    }
+    const candidates = this.scores.order(located.replicas).filter((r) => !failed.has(`${r.nodeId}/${r.diskId}`));
+    if (candidates.length === 0 || attempts >= this.options.maxAttempts) {
+      this.log.warn('no replica could be read', { blob: blobId, startByte, endByte, offset, errors });
+      throw new HttpError(502, `no replica of this file could be read (${attempts} tried)`);
+    }
+    return candidates[0]!;
+  }
+
+  /**
+   * One signed range read from one replica into `out` at `at`; `progress` hears every byte that
+   * landed (a failover resumes after them). Throws UpstreamError for anything but the full range.
+   */
+  private async attemptInto(blobId: string, replica: ReplicaInfo, startByte: number, endByte: number, out: Buffer, at: number, progress: (bytes: number) => void): Promise<void> {
+    const { timeoutMs } = this.options;
+    const expected = endByte - startByte + 1;
+    const url = new URL(`/internal/v1/blobs/${blobId}`, replica.url);
+    const headers = { ...signedBlobHeaders(this.options.secret, 'GET', url), range: `bytes=${startByte}-${endByte}` };
+    const startedAt = performance.now();
+    const totalMs = timeoutMs + (expected / this.options.minBytesPerS) * 1000;
+    this.metrics.upstreamRequests.inc({ node: replica.nodeId });
+    let got = 0;
+    let firstByteMs = NaN;
+    let refused: UpstreamError | undefined;
+    let timedOut = '';
+    const bytesMetric = this.metrics.upstreamBytes;
+    const request = this.pool.request(url, headers, {
+      onHead: (head) => {
+        firstByteMs = performance.now() - startedAt;
+        this.metrics.upstreamFirstByteSeconds.observe(firstByteMs / 1000);
+        refused = checkHead(head, startByte, endByte, expected);
+        if (refused) throw refused;
+      },
+      target: (maxBytes) => out.subarray(at + got, at + got + maxBytes),
+      written: (n) => {
+        got += n;
+        progress(n);
+        bytesMetric.inc({ node: replica.nodeId }, n);
+        stall.refresh();
+      },
+    });
+    // Deadlines: the first byte and every next read within timeoutMs; the whole range within
+    // timeoutMs plus its size at minBytesPerS.
+    const stall = setTimeout(() => {
+      timedOut = got === 0 ? `no answer within ${timeoutMs} ms` : `stalled body: no bytes within ${timeoutMs} ms`;
+      request.abort(timedOut);
+    }, timeoutMs);
+    const total = setTimeout(() => {
+      timedOut = 'range not read within its deadline';
+      request.abort(timedOut);
+    }, Math.max(1, totalMs));
+    try {
+      await request.head;
+    } catch (error) {
+      if (refused) throw refused;
+      if (timedOut) throw new UpstreamError('timeout', `${timedOut} (${got} of ${expected} bytes)`);
+      if (!(error instanceof RawHttpError)) throw error;
+      if (error.code === 'connect' || (got === 0 && Number.isNaN(firstByteMs))) throw new UpstreamError('connect', error.message);
+      if (error.code === 'protocol') throw new UpstreamError('bad-answer', error.message);
+      throw new UpstreamError('short-body', `body cut after ${got} of ${expected} bytes (${error.message})`);
+    } finally {
+      clearTimeout(stall);
+      clearTimeout(total);
+    }
+    if (got !== expected) throw new UpstreamError('short-body', `body ended after ${got} of ${expected} bytes`);
+    this.scores.success(replica.nodeId, firstByteMs);
   }
 
   /** The same bytes as a stream of chunks, at the consumer's pace (it may stop early: return()). */
@@ -205,6 +300,23 @@ export class UpstreamReader {
 }
 
 function ignore(): void {}
+
+/** checkAnswer for the lean client: the reason to refuse the head, or undefined. */
+function checkHead(head: RawHead, startByte: number, endByte: number, expected: number): UpstreamError | undefined {
+  const { status } = head;
+  if (status === 404) return new UpstreamError('not-found', 'replica not on this node (404)');
+  if (status !== 206 && status !== 200) return new UpstreamError('status', `node answered ${status}`);
+  if (head.contentLength !== expected) return new UpstreamError('bad-answer', `node answered ${head.contentLength} bytes for a ${expected}-byte range`);
+  if (status === 206) {
+    const m = /^bytes (\d+)-(\d+)\/(\d+)$/.exec(head.headers.get('content-range') ?? '');
+    if (!m || Number(m[1]) !== startByte || Number(m[2]) !== endByte) {
+      return new UpstreamError('bad-answer', `node answered range ${head.headers.get('content-range') ?? '(none)'} for ${startByte}-${endByte}`);
+    }
+  } else if (startByte !== 0) {
+    return new UpstreamError('bad-answer', 'node ignored the Range header');
+  }
+  return undefined;
+}
 
 /** The node must answer exactly the range asked for (206, or 200 for a whole blob from 0). */
 function checkAnswer(res: http.IncomingMessage, startByte: number, endByte: number, expected: number): void {
