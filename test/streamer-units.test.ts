@@ -276,6 +276,22 @@ describe('ReplicaScores', () => {
     assert.deepEqual(s.order([rep('a'), rep('b')]).map((r) => r.nodeId), ['b', 'a']);
     assert.deepEqual([latencyClass(5), latencyClass(100), latencyClass(150), latencyClass(400), latencyClass(1e9)], [0, 0, 1, 2, 9]);
   });
+
+  test('with a segment key, equal replicas share the segments evenly, each segment always on the same node', () => {
+    const s = new ReplicaScores();
+    const firsts = new Map<string, number>();
+    for (let i = 0; i < 2000; i++) {
+      const key = `blob${i % 7}:${i * 22_500_000}`;
+      const first = s.order([rep('node1'), rep('node2')], key)[0]!.nodeId;
+      assert.equal(s.order([rep('node2'), rep('node1')], key)[0]!.nodeId, first, 'independent of the tracker order');
+      firsts.set(first, (firsts.get(first) ?? 0) + 1);
+    }
+    const share = (firsts.get('node1') ?? 0) / 2000;
+    assert.ok(share > 0.45 && share < 0.55, `node1 takes ${share} of the segments`);
+    // Health still comes first: a failed node goes last whatever the hash says.
+    s.failure('node1');
+    for (let i = 0; i < 50; i++) assert.equal(s.order([rep('node1'), rep('node2')], `b:${i}`)[0]!.nodeId, 'node2');
+  });
 });
 
 describe('canonicalSearch', () => {

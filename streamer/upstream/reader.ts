@@ -105,7 +105,7 @@ export class UpstreamReader {
     if (located.size <= endByte) {
       throw new HttpError(502, `the cluster says this file is ${located.size} bytes; byte ${endByte} was asked for`);
     }
-    const candidates = this.scores.order(located.replicas).filter((r) => !failed.has(`${r.nodeId}/${r.diskId}`));
+    const candidates = this.scores.order(located.replicas, `${blobId}:${startByte}`).filter((r) => !failed.has(`${r.nodeId}/${r.diskId}`));
     if (candidates.length === 0 || attempts >= this.options.maxAttempts) {
       this.log.warn('no replica could be read', { blob: blobId, startByte, endByte, offset, errors });
       throw new HttpError(502, `no replica of this file could be read (${attempts} tried)`);
@@ -188,7 +188,7 @@ export class UpstreamReader {
       if (located.size <= endByte) {
         throw new HttpError(502, `the cluster says this file is ${located.size} bytes; byte ${endByte} was asked for`);
       }
-      const candidates = this.scores.order(located.replicas).filter((r) => !failed.has(`${r.nodeId}/${r.diskId}`));
+      const candidates = this.scores.order(located.replicas, `${blobId}:${startByte}`).filter((r) => !failed.has(`${r.nodeId}/${r.diskId}`));
       if (candidates.length === 0 || attempts >= this.options.maxAttempts) {
         this.log.warn('no replica could be read', { blob: blobId, startByte, endByte, offset, errors });
         throw new HttpError(502, `no replica of this file could be read (${attempts} tried)`);

@@ -62,17 +62,22 @@ export class ReplicaScores {
     return s.failures * 2 ** (-(this.now() - s.updatedAtMs) / this.options.failureHalfLifeMs);
   }
 
-  /** Replicas worth trying, best first; masked disks are left out. Stable: ties keep the given order. */
-  order<T extends ReplicaInfo>(replicas: readonly T[]): T[] {
+  /**
+   * Replicas worth trying, best first; masked disks are left out. Ties: with `spreadKey` (a
+   * segment's blob and offset), by a hash of key and node, so equal replicas share the reads
+   * segment by segment and the same segment always goes to the same node (its page cache holds
+   * it once); without, the given order.
+   */
+  order<T extends ReplicaInfo>(replicas: readonly T[], spreadKey?: string): T[] {
     const ranked = replicas
       .filter((r) => r.diskState !== 'masked')
       .map((r, index) => {
         const s = this.nodes.get(r.nodeId);
         const failureClass = Math.min(9, Math.round(this.failures(r.nodeId)));
         const slowClass = s && s.firstByteMs >= 0 ? latencyClass(s.firstByteMs) : 0;
-        return { r, index, rank: tier(r) * 100 + failureClass * 10 + slowClass };
+        return { r, tie: spreadKey === undefined ? index : fnv1a(`${spreadKey}|${r.nodeId}`), rank: tier(r) * 100 + failureClass * 10 + slowClass };
       });
-    ranked.sort((a, b) => a.rank - b.rank || a.index - b.index);
+    ranked.sort((a, b) => a.rank - b.rank || a.tie - b.tie);
     return ranked.map((x) => x.r);
   }
 
@@ -98,4 +103,14 @@ export class ReplicaScores {
     }
     return s;
   }
+}
+
+/** 32-bit FNV-1a of a string's UTF-16 code units: cheap, well spread, deterministic. */
+export function fnv1a(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  return h >>> 0;
 }
