@@ -245,6 +245,8 @@ export interface RawPoolOptions {
 }
 
 export interface RawRequest {
+  /** Settles when the request has gone out on a connection (after any wait for a free one). */
+  sent: Promise<void>;
   head: Promise<RawHead>;
   /** Fails the request (and drops its connection) with this reason. */
   abort(reason: string): void;
@@ -264,6 +266,19 @@ export class RawHttpPool {
     let conn: RawConnection | undefined;
     let abortedWith: string | undefined;
     const key = `${url.hostname}:${url.port || 80}`;
+    let markSent: () => void = () => {};
+    let failSent: (e: unknown) => void = () => {};
+    const sent = new Promise<void>((resolve, reject) => {
+      markSent = resolve;
+      failSent = reject;
+    });
+    sent.catch(() => {});
+    // An abort settles the request at once, even while it waits for a free connection.
+    let rejectAborted: (e: RawHttpError) => void = () => {};
+    const aborted = new Promise<never>((_, reject) => {
+      rejectAborted = reject;
+    });
+    aborted.catch(() => {});
     const once = async (fresh: boolean): Promise<RawHead> => {
       conn = await this.acquire(key, url, fresh);
       if (abortedWith !== undefined) {
@@ -278,17 +293,24 @@ export class RawHttpPool {
         conn.destroy();
         throw new RawHttpError(abortedWith, 'aborted', false);
       }
-      return conn.send(url.pathname + url.search, url.host, headers, sink, opts.head === true);
+      const answer = conn.send(url.pathname + url.search, url.host, headers, sink, opts.head === true);
+      markSent();
+      return answer;
     };
     // A kept-alive socket the server closed just as we reused it (its idle timeout racing ours):
     // no answer had started, so the GET goes once more on a new connection, as browsers do.
-    const head = once(false).catch((error: unknown) => {
+    const attempt = once(false).catch((error: unknown) => {
       if (error instanceof RawHttpError && error.code === 'reset' && error.reusedSocket && error.beforeAnswer && abortedWith === undefined) return once(true);
       throw error;
     });
+    const head = Promise.race([attempt, aborted]);
+    head.catch((e: unknown) => failSent(e));
     const abort = (reason: string): void => {
-      abortedWith ??= reason;
-      conn?.fail(new RawHttpError(reason, 'aborted', conn.completed > 0));
+      if (abortedWith !== undefined) return;
+      abortedWith = reason;
+      const error = new RawHttpError(reason, 'aborted', (conn?.completed ?? 0) > 0);
+      conn?.fail(error);
+      rejectAborted(error);
     };
     if (opts.signal) {
       const signal = opts.signal;
@@ -299,7 +321,7 @@ export class RawHttpPool {
         head.then(() => signal.removeEventListener('abort', onAbort), () => signal.removeEventListener('abort', onAbort));
       }
     }
-    return { head, abort };
+    return { sent, head, abort };
   }
 
   private async acquire(key: string, url: URL, fresh = false): Promise<RawConnection> {

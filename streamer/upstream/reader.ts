@@ -39,6 +39,9 @@ export class UpstreamError extends Error {
 
 type Mode = 'buffer' | 'stream';
 
+/** A read waits at most this many upstreamTimeoutMs for a free connection to its node. */
+const QUEUE_TIMEOUT_FACTOR = 4;
+
 /** Idle keep-alive sockets are closed before the storage node's 5 s keep-alive timeout would. */
 const FREE_SOCKET_TIMEOUT_MS = 4000;
 
@@ -132,7 +135,7 @@ export class UpstreamReader {
     const bytesMetric = this.metrics.upstreamBytes;
     const request = this.pool.request(url, headers, {
       onHead: (head) => {
-        firstByteMs = performance.now() - startedAt;
+        firstByteMs = performance.now() - sentAt;
         this.metrics.upstreamFirstByteSeconds.observe(firstByteMs / 1000);
         refused = checkHead(head, startByte, endByte, expected);
         if (refused) throw refused;
@@ -142,22 +145,36 @@ export class UpstreamReader {
         got += n;
         progress(n);
         bytesMetric.inc({ node: replica.nodeId }, n);
-        stall.refresh();
+        stall?.refresh();
       },
     });
-    // Deadlines: the first byte and every next read within timeoutMs; the whole range within
-    // timeoutMs plus its size at minBytesPerS.
-    const stall = setTimeout(() => {
-      timedOut = got === 0 ? `no answer within ${timeoutMs} ms` : `stalled body: no bytes within ${timeoutMs} ms`;
-      request.abort(timedOut);
-    }, timeoutMs);
-    const total = setTimeout(() => {
-      timedOut = 'range not read within its deadline';
-      request.abort(timedOut);
-    }, Math.max(1, totalMs));
+    // Waiting for a free connection to this node is our own congestion, not the replica's
+    // fault: bounded on its own, a 503 to the room, never a failure reported against the disk.
+    let congested = false;
+    let sentAt = startedAt;
+    const queue = setTimeout(() => {
+      congested = true;
+      request.abort('no free upstream connection');
+    }, QUEUE_TIMEOUT_FACTOR * timeoutMs);
+    let stall: NodeJS.Timeout | undefined;
+    let total: NodeJS.Timeout | undefined;
     try {
+      await request.sent;
+      sentAt = performance.now();
+      clearTimeout(queue);
+      // Deadlines from the moment the request is out: the first byte and every next read
+      // within timeoutMs; the whole range within timeoutMs plus its size at minBytesPerS.
+      stall = setTimeout(() => {
+        timedOut = got === 0 ? `no answer within ${timeoutMs} ms` : `stalled body: no bytes within ${timeoutMs} ms`;
+        request.abort(timedOut);
+      }, timeoutMs);
+      total = setTimeout(() => {
+        timedOut = 'range not read within its deadline';
+        request.abort(timedOut);
+      }, Math.max(1, totalMs));
       await request.head;
     } catch (error) {
+      if (congested) throw new HttpError(503, `streamer busy: no connection to ${replica.nodeId} free within ${QUEUE_TIMEOUT_FACTOR * timeoutMs} ms`);
       if (refused) throw refused;
       if (timedOut) throw new UpstreamError('timeout', `${timedOut} (${got} of ${expected} bytes)`);
       if (!(error instanceof RawHttpError)) throw error;
@@ -165,6 +182,7 @@ export class UpstreamReader {
       if (error.code === 'protocol') throw new UpstreamError('bad-answer', error.message);
       throw new UpstreamError('short-body', `body cut after ${got} of ${expected} bytes (${error.message})`);
     } finally {
+      clearTimeout(queue);
       clearTimeout(stall);
       clearTimeout(total);
     }
