@@ -192,8 +192,8 @@ export const streamerSchema = z.strictObject({
    * Hot-range cache (LRU by bytes). Default: a quarter of the machine's memory, at least 512 MiB
    * and at most 16 GiB (6 GiB on a 24 GiB box: ~270 segments of 4 s at 45 Mbit/s, the hot songs
    * of a night, not the library). Every hit is a segment that costs no storage-node read, no
-   * loopback or LAN hop and no copy into a new buffer: measured with `npm run bench` (stream),
-   * 512 MiB held 45-55 % of requests on a Zipf night and 6 GiB over 90 %.
+   * loopback or LAN hop and no copy into a new buffer; with 512 MiB about half the segment
+   * requests of 40 Zipf rooms over a 10-song library missed (`npm run bench`, stream).
    */
   cacheBytes: bytes.default(defaultCacheBytes()),
   /** Ranges longer than this are never cached nor buffered: they stream through (bounded memory). */

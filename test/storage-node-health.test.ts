@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { createHash, randomBytes } from 'node:crypto';
 import { execFileSync } from 'node:child_process';
-import { closeSync, constants as fsConstants, cpSync, existsSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statfsSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
+import { closeSync, constants as fsConstants, cpSync, existsSync, mkdirSync, mkdtempSync, openSync, readdirSync, renameSync, rmSync, statfsSync, statSync, utimesSync, writeFileSync, writeSync } from 'node:fs';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { DiskStatus, LocateResponse } from '../common/contracts.js';
@@ -237,16 +237,26 @@ describe('storage node disk health (real processes)', () => {
   });
 
   test('a disk filled to its free-space floor turns readonly: still readable, writes go to the other disk or are refused cleanly', async (t) => {
-    // Disk 1 on /dev/shm (its own file system), disk 2 on the temp dir: filling one leaves the other.
+    // Two file systems: /dev/shm and the temp dir. Disk 1 goes on the one with less free space and
+    // the floor sits 64 MiB under it, so a 200 MiB file fills disk 1 past the floor while disk 2,
+    // on the roomier one, stays writable (whichever of the two that is on this machine).
     if (!existsSync('/dev/shm')) return t.skip('no /dev/shm here');
     const shm = mkdtempSync('/dev/shm/ktv-health-');
     shmDirs.push(shm);
-    const info = statfsSync('/dev/shm');
-    const freeBytes = info.bavail * info.bsize;
-    const floorBytes = freeBytes - 64 * 1024 * 1024;
-    const node = await startCustomNode(cluster, 'n-full', [join(shm, 'disk1'), join(cluster.root, 'n-full', 'disk2')], { diskFreeFloorBytes: floorBytes });
+    const freeOf = (dir: string): number => {
+      const info = statfsSync(dir);
+      return info.bavail * info.bsize;
+    };
+    const tmpDisk = join(cluster.root, 'n-full');
+    mkdirSync(tmpDisk, { recursive: true });
+    const shmFree = freeOf(shm);
+    const tmpFree = freeOf(tmpDisk);
+    const [fullDir, roomyDir] = shmFree <= tmpFree ? [join(shm, 'disk1'), join(tmpDisk, 'disk2')] : [join(tmpDisk, 'disk1'), join(shm, 'disk2')];
+    const floorBytes = Math.min(shmFree, tmpFree) - 64 * 1024 * 1024;
+    assert.ok(Math.abs(shmFree - tmpFree) > 512 * 1024 * 1024, `the two file systems need different free space (${shmFree} vs ${tmpFree} bytes)`);
+    const node = await startCustomNode(cluster, 'n-full', [fullDir, roomyDir], { diskFreeFloorBytes: floorBytes });
     const [d1, d2] = (await health(node)).disks;
-    if (d2!.state !== 'healthy') return t.skip(`the temp dir has less free space than /dev/shm (${d2!.reason})`);
+    assert.equal(d2!.state, 'healthy', d2!.reason);
     assert.equal(d1!.state, 'healthy', d1!.reason);
     const kept = randomBytes(50_000);
     assert.equal((await put(node, kept, d1!.id)).body.disk, d1!.id);

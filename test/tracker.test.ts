@@ -14,21 +14,13 @@ import { rankReplicas } from '../tracker/topology/locate.js';
 import { choosePlacement, type PlacementCandidate } from '../tracker/topology/placement.js';
 import { decideChanges, heartbeatNeedsFullReport } from '../tracker/topology/sequence.js';
 import { Topology } from '../tracker/topology/topology.js';
+import { seededRandom } from '../loadtest/zipf.js';
 
 const quiet = createLogger('test', 'error');
 const blob = (name: string): string => createHash('sha256').update(name).digest('hex');
 
-/** Deterministic rng (mulberry32) so placement statistics are reproducible. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic rng (mulberry32, the load test's) so placement statistics are reproducible. */
+const seeded = seededRandom;
 
 const LIMITS = { inventoryReportIdleMs: 60_000, inventoryReportMaxBlobs: 1_000_000, changeBufferMaxEntries: 1000 };
 

@@ -202,16 +202,7 @@ export class UpstreamReader {
     let attempts = 0;
     let retriedSame = false;
     while (offset <= endByte) {
-      const located = await this.locations.get(blobId);
-      if (located.size <= endByte) {
-        throw new HttpError(502, `the cluster says this file is ${located.size} bytes; byte ${endByte} was asked for`);
-      }
-      const candidates = this.scores.order(located.replicas, `${blobId}:${startByte}`).filter((r) => !failed.has(`${r.nodeId}/${r.diskId}`));
-      if (candidates.length === 0 || attempts >= this.options.maxAttempts) {
-        this.log.warn('no replica could be read', { blob: blobId, startByte, endByte, offset, errors });
-        throw new HttpError(502, `no replica of this file could be read (${attempts} tried)`);
-      }
-      const replica = candidates[0]!;
+      const replica = await this.nextReplica(blobId, startByte, endByte, offset, failed, attempts, errors);
       attempts += 1;
       if (attempts > 1 && !retriedSame) this.metrics.failovers.inc();
       try {
