@@ -1,7 +1,7 @@
 // Benchmark: stall-free 45 Mbit/s streams, our path against nginx, side by side, one run.
 //
 //   node dist/bench/stream.js [--songs 10] [--song-s 150] [--hold 30] [--settle 20] [--start 50]
-//        [--step 50] [--max 600] [--resolution 10] [--workers 2] [--cache-mib N] [--only ours|nginx] [--fresh]
+//        [--step 50] [--max 1000] [--resolution 10] [--workers 2] [--cache-mib N] [--only ours|nginx] [--fresh]
 //        [--json bench-results/stream.json]
 //
 // 1. Ours: the streamer (its own process) reading from 2 storage nodes through the tracker.
@@ -67,7 +67,7 @@ async function main(): Promise<void> {
   const run = {
     startStreams: argValue(argv, 'start', 50),
     stepStreams: argValue(argv, 'step', 50),
-    maxStreams: argValue(argv, 'max', 600),
+    maxStreams: argValue(argv, 'max', 1000),
     holdS: argValue(argv, 'hold', 30),
     settleS: argValue(argv, 'settle', 20),
     resolutionStreams: argValue(argv, 'resolution', 10),
